@@ -1,0 +1,223 @@
+package credsource
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// countingSource is a fake Source with counters and injectable errors.
+type countingSource struct {
+	mu      sync.Mutex
+	version map[Stage]int // version number served per stage; 0 = not found
+	err     error
+	delay   time.Duration
+	calls   atomic.Int64
+	forced  atomic.Int64
+}
+
+func newCountingSource() *countingSource {
+	return &countingSource{version: map[Stage]int{Current: 1}}
+}
+
+func (s *countingSource) set(stage Stage, v int, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.version[stage], s.err = v, err
+}
+
+func (s *countingSource) Fetch(ctx context.Context, req Request) (*Secret, error) {
+	s.calls.Add(1)
+	if req.Refresh {
+		s.forced.Add(1)
+	}
+	if s.delay > 0 {
+		select {
+		case <-time.After(s.delay):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return nil, s.err
+	}
+	v := s.version[req.Stage]
+	if v == 0 {
+		return nil, fmt.Errorf("stage %s: %w", req.Stage, ErrNotFound)
+	}
+	return &Secret{ID: "s", VersionID: fmt.Sprintf("v%d", v), Stages: []string{string(req.Stage)}, Source: "fake",
+		Creds: Credentials{Username: "u", Password: fmt.Sprintf("p%d", v)}}, nil
+}
+
+func TestCacheGetCoalescesAndCaches(t *testing.T) {
+	src := newCountingSource()
+	src.delay = 20 * time.Millisecond
+	c := NewCache(src, CacheOptions{TTL: time.Hour})
+	var wg sync.WaitGroup
+	for range 100 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if s, err := c.Get(context.Background(), Current); err != nil || s.VersionID != "v1" {
+				t.Errorf("Get = %v, %v", s, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := src.calls.Load(); n != 1 {
+		t.Fatalf("100 concurrent Gets made %d fetches, want 1", n)
+	}
+	if _, err := c.Get(context.Background(), Current); err != nil {
+		t.Fatal(err)
+	}
+	st := c.Stats()
+	if src.calls.Load() != 1 || st.Hits < 1 || st.Fetches[Current] != 1 || st.Coalesced < 1 {
+		t.Fatalf("calls %d stats %+v", src.calls.Load(), st)
+	}
+}
+
+func TestCacheTTLExpiry(t *testing.T) {
+	src := newCountingSource()
+	c := NewCache(src, CacheOptions{TTL: 30 * time.Millisecond})
+	ctx := context.Background()
+	mustVersion(t, c, ctx, "v1")
+	src.set(Current, 2, nil)
+	mustVersion(t, c, ctx, "v1")
+	time.Sleep(40 * time.Millisecond)
+	mustVersion(t, c, ctx, "v2")
+	if n := src.calls.Load(); n != 2 {
+		t.Fatalf("calls %d, want 2", n)
+	}
+}
+
+func mustVersion(t *testing.T, c *Cache, ctx context.Context, want string) {
+	t.Helper()
+	s, err := c.Get(ctx, Current)
+	if err != nil || s.VersionID != want {
+		t.Fatalf("Get = %v, %v; want %s", s, err, want)
+	}
+}
+
+func TestCacheServesStale(t *testing.T) {
+	src := newCountingSource()
+	c := NewCache(src, CacheOptions{TTL: 10 * time.Millisecond, MinRefreshInterval: time.Millisecond})
+	ctx := context.Background()
+	mustVersion(t, c, ctx, "v1")
+	outage := errors.New("service unavailable")
+	src.set(Current, 1, outage)
+	time.Sleep(15 * time.Millisecond)
+	mustVersion(t, c, ctx, "v1")
+	time.Sleep(2 * time.Millisecond)
+	if s, err := c.Refresh(ctx, Current, time.Now()); err != nil || s.VersionID != "v1" {
+		t.Fatalf("Refresh during outage = %v, %v; want stale v1", s, err)
+	}
+	st := c.Stats()
+	if st.StaleServed < 2 || !errors.Is(st.LastError, outage) {
+		t.Fatalf("stats %+v", st)
+	}
+	// Not found is an answer, not an outage: no stale value over it.
+	src.set(Current, 0, nil)
+	time.Sleep(2 * time.Millisecond)
+	if _, err := c.Refresh(ctx, Current, time.Now()); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Refresh after deletion: %v, want ErrNotFound", err)
+	}
+}
+
+func TestCacheNoValueReturnsError(t *testing.T) {
+	src := newCountingSource()
+	boom := errors.New("boom")
+	src.set(Current, 1, boom)
+	c := NewCache(src, CacheOptions{})
+	if _, err := c.Get(context.Background(), Current); !errors.Is(err, boom) {
+		t.Fatalf("err %v, want boom", err)
+	}
+}
+
+func TestCacheRefreshSince(t *testing.T) {
+	src := newCountingSource()
+	src.delay = 30 * time.Millisecond
+	c := NewCache(src, CacheOptions{TTL: time.Hour, MinRefreshInterval: time.Millisecond})
+	ctx := context.Background()
+	mustVersion(t, c, ctx, "v1")
+	time.Sleep(2 * time.Millisecond)
+
+	// 64 callers whose logins failed at about the same time: one fetch.
+	failedAt := time.Now()
+	src.set(Current, 2, nil)
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := c.Refresh(ctx, Current, failedAt)
+			if err != nil || s.VersionID != "v2" {
+				t.Errorf("Refresh = %v, %v", s, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := src.calls.Load(); n != 2 {
+		t.Fatalf("calls %d, want 2 (warm-up and one refresh)", n)
+	}
+	if src.forced.Load() != 1 {
+		t.Fatalf("forced fetches %d, want 1", src.forced.Load())
+	}
+	// A caller whose failure predates the last fetch gets it without a call.
+	if s, _ := c.Refresh(ctx, Current, failedAt); s.VersionID != "v2" || src.calls.Load() != 2 {
+		t.Fatalf("late caller: %v, calls %d", s, src.calls.Load())
+	}
+}
+
+func TestCacheMinRefreshInterval(t *testing.T) {
+	src := newCountingSource()
+	c := NewCache(src, CacheOptions{TTL: time.Hour, MinRefreshInterval: time.Hour})
+	ctx := context.Background()
+	mustVersion(t, c, ctx, "v1")
+	for range 50 {
+		if _, err := c.Refresh(ctx, Current, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := src.calls.Load(); n != 1 {
+		t.Fatalf("50 forced refreshes inside the interval made %d calls, want 1", n)
+	}
+}
+
+func TestCacheWaiterHonoursContext(t *testing.T) {
+	src := newCountingSource()
+	src.delay = 2 * time.Second
+	c := NewCache(src, CacheOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := c.Get(ctx, Current)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err %v, want deadline exceeded", err)
+	}
+	if time.Since(start) > time.Second {
+		t.Fatalf("waiter did not return at its deadline")
+	}
+}
+
+func TestChainFallsThroughOnlyWhenUnavailable(t *testing.T) {
+	down := newCountingSource()
+	down.set(Current, 1, fmt.Errorf("dial: %w", ErrUnavailable))
+	up := newCountingSource()
+	ch := NewChain(down, up)
+	s, err := ch.Fetch(context.Background(), Request{Stage: Current})
+	if err != nil || s.VersionID != "v1" || up.calls.Load() != 1 {
+		t.Fatalf("chain: %v %v, calls %d", s, err, up.calls.Load())
+	}
+	missing := newCountingSource()
+	missing.set(Current, 0, nil)
+	up2 := newCountingSource()
+	if _, err := NewChain(missing, up2).Fetch(context.Background(), Request{Stage: Current}); !errors.Is(err, ErrNotFound) || up2.calls.Load() != 0 {
+		t.Fatalf("not-found must end the chain: %v, next called %d times", err, up2.calls.Load())
+	}
+}

@@ -1,0 +1,140 @@
+package credsource
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/arn"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+)
+
+// SecretsManagerAPI is the part of the Secrets Manager client the library
+// uses; *secretsmanager.Client implements it.
+type SecretsManagerAPI interface {
+	GetSecretValue(ctx context.Context, in *secretsmanager.GetSecretValueInput, opts ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error)
+	DescribeSecret(ctx context.Context, in *secretsmanager.DescribeSecretInput, opts ...func(*secretsmanager.Options)) (*secretsmanager.DescribeSecretOutput, error)
+}
+
+// SecretsManager is the Source that calls the Secrets Manager API
+// (GetSecretValue) through aws-sdk-go-v2.
+//
+// Without Client or AWSConfig it builds its client on first use with
+// config.LoadDefaultConfig, which honours the usual AWS_* variables,
+// including AWS_ENDPOINT_URL_SECRETS_MANAGER. The region comes from Region,
+// else from the secret's ARN, else from the SDK's default chain.
+type SecretsManager struct {
+	// SecretID is the secret's name or ARN.
+	SecretID string
+	// Region overrides the region of the ARN and of the default chain.
+	Region string
+	// AWSConfig, when set, is used instead of config.LoadDefaultConfig.
+	AWSConfig *aws.Config
+	// Client, when set, is used as is (Region and AWSConfig are ignored).
+	Client SecretsManagerAPI
+
+	mu     sync.Mutex
+	client SecretsManagerAPI
+}
+
+var _ Source = (*SecretsManager)(nil)
+
+// String names the source in logs and errors.
+func (s *SecretsManager) String() string { return "secretsmanager" }
+
+// API returns the client the source uses, building it on first use.
+func (s *SecretsManager) API(ctx context.Context) (SecretsManagerAPI, error) {
+	if s.Client != nil {
+		return s.Client, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.client != nil {
+		return s.client, nil
+	}
+	var cfg aws.Config
+	if s.AWSConfig != nil {
+		cfg = s.AWSConfig.Copy()
+	} else {
+		var err error
+		if cfg, err = config.LoadDefaultConfig(ctx); err != nil {
+			return nil, fmt.Errorf("secret %q: load AWS configuration: %w", s.SecretID, err)
+		}
+	}
+	region := s.Region
+	if region == "" {
+		if a, err := arn.Parse(s.SecretID); err == nil {
+			region = a.Region
+		}
+	}
+	if region != "" {
+		cfg.Region = region
+	}
+	if cfg.Region == "" {
+		return nil, fmt.Errorf("secret %q: no AWS region: give the secret's full ARN, set AWS_REGION, or add region=... to the DSN", s.SecretID)
+	}
+	s.client = secretsmanager.NewFromConfig(cfg)
+	return s.client, nil
+}
+
+// Fetch calls GetSecretValue for the requested stage.
+func (s *SecretsManager) Fetch(ctx context.Context, req Request) (*Secret, error) {
+	api, err := s.API(ctx)
+	if err != nil {
+		return nil, err
+	}
+	stage := req.Stage
+	if stage == "" {
+		stage = Current
+	}
+	out, err := api.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{
+		SecretId:     aws.String(s.SecretID),
+		VersionStage: aws.String(string(stage)),
+	})
+	if err != nil {
+		return nil, classifyAPIError(s.SecretID, stage, err)
+	}
+	sec := &Secret{
+		ID:        s.SecretID,
+		ARN:       aws.ToString(out.ARN),
+		Name:      aws.ToString(out.Name),
+		VersionID: aws.ToString(out.VersionId),
+		Stages:    out.VersionStages,
+		Source:    "secretsmanager",
+	}
+	if out.CreatedDate != nil {
+		sec.CreatedDate = *out.CreatedDate
+	}
+	if out.SecretString == nil {
+		reason := "has no SecretString"
+		if out.SecretBinary != nil {
+			reason = "holds only SecretBinary"
+		}
+		return nil, &SecretError{SecretID: s.SecretID, VersionID: sec.VersionID,
+			Reason: reason + "; rotatingmysql needs the RDS JSON format in SecretString"}
+	}
+	if sec.Creds, err = ParseCredentials(s.SecretID, sec.VersionID, []byte(*out.SecretString)); err != nil {
+		return nil, err
+	}
+	return sec, nil
+}
+
+// classifyAPIError wraps the SDK's error with the sentinel a caller branches
+// on, keeping the SDK error reachable with errors.As.
+func classifyAPIError(id string, stage Stage, err error) error {
+	var nf *types.ResourceNotFoundException
+	var send *smithyhttp.RequestSendError
+	switch {
+	case errors.As(err, &nf):
+		return fmt.Errorf("secret %q stage %s: %w: %w", id, stage, ErrNotFound, err)
+	case errors.As(err, &send):
+		return fmt.Errorf("secret %q stage %s: %w: %w", id, stage, ErrUnavailable, err)
+	default:
+		return fmt.Errorf("secret %q stage %s: %w", id, stage, err)
+	}
+}

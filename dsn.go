@@ -1,0 +1,292 @@
+package rotatingmysql
+
+import (
+	"crypto/tls"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/arn"
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/rotatingmysql/rotatingmysql/credsource"
+	"github.com/rotatingmysql/rotatingmysql/retry"
+)
+
+// Config configures a rotatingmysql connector. Build one with NewConfig or
+// ParseDSN, adjust it with fields or Options, and pass it to NewConnector.
+// NewConnector copies it, so later changes do not reach the connector.
+type Config struct {
+	// SecretID names the secret: an ARN or a name for the Secrets Manager
+	// and agent sources, a variable name for env, a path for file.
+	SecretID string
+	// Source selects where credentials come from: "secretsmanager"
+	// (default), or a comma-separated chain. Ignored when CredentialSource
+	// is set.
+	Source string
+	// Region overrides the region of the ARN and of the SDK's default chain.
+	Region string
+	// Host, Port and DBName override the secret's (RDS-managed rds!...
+	// secrets hold no host; RDS Proxy and reader endpoints use another).
+	Host   string
+	Port   int
+	DBName string
+	// TTL is how long a fetched version is used before the source is asked
+	// again. A login refused with 1045 refreshes at once, whatever the TTL.
+	TTL time.Duration
+	// Retry bounds the recovery from 1045: logins per Connect, total time,
+	// backoff between rounds.
+	Retry retry.Policy
+	// MySQL holds every go-sql-driver/mysql setting (TLS, timeouts,
+	// parseTime, session variables...). User, Passwd, Net, Addr and DBName
+	// are filled from the secret for each version.
+	MySQL *mysql.Config
+
+	// AWSConfig, when set, is used by the Secrets Manager source instead of
+	// config.LoadDefaultConfig.
+	AWSConfig *aws.Config
+	// SecretsManagerClient, when set, is the client the Secrets Manager
+	// source calls.
+	SecretsManagerClient credsource.SecretsManagerAPI
+	// CredentialSource, when set, replaces Source entirely.
+	CredentialSource credsource.Source
+	// Logger receives the connector's events (secret fetched, 1045
+	// absorbed, AWSPENDING used, gave up). Nil discards them.
+	Logger *slog.Logger
+}
+
+// NewConfig returns a Config for the secret with every default.
+func NewConfig(secretID string) *Config {
+	return &Config{
+		SecretID: secretID,
+		TTL:      credsource.DefaultTTL,
+		Retry:    retry.DefaultPolicy(),
+		MySQL:    mysql.NewConfig(),
+	}
+}
+
+// Option changes a Config; see Config.Apply.
+type Option func(*Config) error
+
+// Apply applies the options in order and stops at the first error.
+func (c *Config) Apply(opts ...Option) error {
+	for _, opt := range opts {
+		if err := opt(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// WithAWSConfig makes the Secrets Manager source use the program's own
+// aws.Config (credentials, region, endpoint, retryer).
+func WithAWSConfig(cfg aws.Config) Option {
+	return func(c *Config) error { c.AWSConfig = &cfg; return nil }
+}
+
+// WithSecretsManagerClient makes the Secrets Manager source call client.
+func WithSecretsManagerClient(client credsource.SecretsManagerAPI) Option {
+	return func(c *Config) error { c.SecretsManagerClient = client; return nil }
+}
+
+// WithSource replaces the DSN's source by a custom one.
+func WithSource(src credsource.Source) Option {
+	return func(c *Config) error { c.CredentialSource = src; return nil }
+}
+
+// WithTLSConfig sets the TLS configuration of every connection. When its
+// ServerName is empty, each connection verifies against the host it dials.
+func WithTLSConfig(t *tls.Config) Option {
+	return func(c *Config) error { c.MySQL.TLS = t; return nil }
+}
+
+// WithMySQLConfig lets fn adjust the go-sql-driver/mysql configuration
+// (fn must not set User or Passwd: they come from the secret).
+func WithMySQLConfig(fn func(*mysql.Config) error) Option {
+	return func(c *Config) error { return fn(c.MySQL) }
+}
+
+// WithLogger sets the logger for the connector's events.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *Config) error { c.Logger = l; return nil }
+}
+
+// WithRetryPolicy sets the bounds of the recovery from 1045; zero fields
+// keep their defaults.
+func WithRetryPolicy(p retry.Policy) Option {
+	return func(c *Config) error { c.Retry = p.WithDefaults(); return nil }
+}
+
+// WithTTL sets how long a fetched version is used before asking again.
+func WithTTL(d time.Duration) Option {
+	return func(c *Config) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: ttl must be positive, got %v", ErrInvalidDSN, d)
+		}
+		c.TTL = d
+		return nil
+	}
+}
+
+// ownParams are the DSN parameters rotatingmysql reads itself; every other
+// parameter goes to go-sql-driver/mysql.
+var ownParams = map[string]func(c *Config, v string) error{
+	"source": func(c *Config, v string) error { c.Source = v; return nil },
+	"region": func(c *Config, v string) error { c.Region = v; return nil },
+	"host":   func(c *Config, v string) error { c.Host = v; return nil },
+	"dbname": func(c *Config, v string) error { c.DBName = v; return nil },
+	"port": func(c *Config, v string) error {
+		p, err := strconv.Atoi(v)
+		if err != nil || p < 1 || p > 65535 {
+			return fmt.Errorf("must be a whole number from 1 to 65535, got %q", v)
+		}
+		c.Port = p
+		return nil
+	},
+	"ttl": func(c *Config, v string) error {
+		d, err := parsePositiveDuration(v)
+		c.TTL = d
+		return err
+	},
+	"retryTimeout": func(c *Config, v string) error {
+		d, err := parsePositiveDuration(v)
+		c.Retry.Timeout = d
+		return err
+	},
+	"maxLoginAttempts": func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100 {
+			return fmt.Errorf("must be a whole number from 1 to 100, got %q", v)
+		}
+		c.Retry.MaxLogins = n
+		return nil
+	},
+	// Credentials come from the secret only.
+	"user":     rejectCredential,
+	"password": rejectCredential,
+	"passwd":   rejectCredential,
+}
+
+func rejectCredential(*Config, string) error {
+	return fmt.Errorf("credentials come from the secret; remove this parameter")
+}
+
+func parsePositiveDuration(v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("must be a positive duration such as 30s or 15m, got %q", v)
+	}
+	return d, nil
+}
+
+// ParseDSN parses SECRET_ID[?PARAMS]. SECRET_ID is a secret's ARN or name
+// (or, with source=env or source=file, a variable name or a path).
+// rotatingmysql's own parameters are source, region, host, port, dbname,
+// ttl, retryTimeout and maxLoginAttempts; every other parameter is
+// go-sql-driver/mysql's and is validated by it (a name it does not know is a
+// session variable set on connect).
+func ParseDSN(dsn string) (*Config, error) {
+	id, query, _ := strings.Cut(dsn, "?")
+	cfg := NewConfig(id)
+	var mysqlParams []string
+	if query != "" {
+		for _, kv := range strings.Split(query, "&") {
+			if kv == "" {
+				continue
+			}
+			rawKey, rawVal, _ := strings.Cut(kv, "=")
+			set, own := ownParams[rawKey]
+			if !own {
+				mysqlParams = append(mysqlParams, kv)
+				continue
+			}
+			val, err := url.QueryUnescape(rawVal)
+			if err != nil {
+				return nil, fmt.Errorf("%w: parameter %q: bad escaping", ErrInvalidDSN, rawKey)
+			}
+			if err := set(cfg, val); err != nil {
+				return nil, fmt.Errorf("%w: parameter %q: %w", ErrInvalidDSN, rawKey, err)
+			}
+		}
+	}
+	if len(mysqlParams) > 0 {
+		// The mysql driver validates its own parameters; the DSN given to it
+		// holds no address and no credentials.
+		mc, err := mysql.ParseDSN("/?" + strings.Join(mysqlParams, "&"))
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidDSN, err)
+		}
+		mc.Addr = ""
+		if mc.TLSConfig != "" {
+			// ParseDSN resolved the TLS name against its placeholder
+			// address; let each version's connector resolve it against the
+			// real host so that ServerName is right.
+			mc.TLS = nil
+		}
+		cfg.MySQL = mc
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// validate checks what can be checked without I/O.
+func (c *Config) validate() error {
+	if c.SecretID == "" && c.CredentialSource == nil {
+		return fmt.Errorf("%w: the secret id is empty (want SECRET_ID[?PARAMS], e.g. arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME)", ErrInvalidDSN)
+	}
+	if strings.HasPrefix(c.SecretID, "arn:") {
+		a, err := arn.Parse(c.SecretID)
+		if err != nil || a.Service != "secretsmanager" || !strings.HasPrefix(a.Resource, "secret:") || a.Region == "" {
+			return fmt.Errorf("%w: %q is not a Secrets Manager secret ARN (want arn:PARTITION:secretsmanager:REGION:ACCOUNT:secret:NAME)", ErrInvalidDSN, c.SecretID)
+		}
+	}
+	if c.MySQL == nil {
+		c.MySQL = mysql.NewConfig()
+	}
+	if c.MySQL.User != "" || c.MySQL.Passwd != "" {
+		return fmt.Errorf("%w: MySQL.User and MySQL.Passwd must be empty: credentials come from the secret", ErrInvalidDSN)
+	}
+	if c.Port < 0 || c.Port > 65535 {
+		return fmt.Errorf("%w: port must be from 1 to 65535, got %d", ErrInvalidDSN, c.Port)
+	}
+	if c.TTL <= 0 {
+		c.TTL = credsource.DefaultTTL
+	}
+	c.Retry = c.Retry.WithDefaults()
+	if c.CredentialSource == nil {
+		if _, err := sourceFactory(c.Source); err != nil {
+			return fmt.Errorf("%w: parameter \"source\": %w", ErrInvalidDSN, err)
+		}
+	}
+	return nil
+}
+
+// clone returns a deep enough copy for the connector to own.
+func (c *Config) clone() *Config {
+	cp := *c
+	if c.MySQL != nil {
+		cp.MySQL = c.MySQL.Clone()
+	}
+	return &cp
+}
+
+// Format prints the configuration without anything secret: the AWS
+// configuration and the mysql.Config's TLS keys are left out.
+func (c *Config) Format(f fmt.State, verb rune) {
+	src := c.Source
+	if c.CredentialSource != nil {
+		src = fmt.Sprintf("%T", c.CredentialSource)
+	}
+	_, _ = fmt.Fprintf(f, "rotatingmysql.Config{SecretID:%q Source:%q Region:%q Host:%q Port:%d DBName:%q TTL:%v Retry:%+v}",
+		c.SecretID, src, c.Region, c.Host, c.Port, c.DBName, c.TTL, c.Retry)
+}
+
+var _ fmt.Formatter = (*Config)(nil)
+var _ io.Closer = (*Connector)(nil)

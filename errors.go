@@ -1,0 +1,86 @@
+package rotatingmysql
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/rotatingmysql/rotatingmysql/credsource"
+)
+
+// ErrInvalidDSN is wrapped by every error ParseDSN and sql.Open report for a
+// malformed DSN or Config.
+var ErrInvalidDSN = errors.New("rotatingmysql: invalid DSN")
+
+// ErrNoUsableCredentials is wrapped by ConnectError when every version the
+// sources offered had already been refused by the server and no new one
+// appeared before the deadline.
+var ErrNoUsableCredentials = errors.New("no version of the secret logged in")
+
+// Attempt is one login a Connect made, for ConnectError.
+type Attempt struct {
+	Stage     credsource.Stage // the stage the version was fetched as
+	VersionID string
+	Username  string
+	Err       error // the server's error, typically *mysql.MySQLError 1045
+}
+
+// ConnectError is returned when a Connect gives up after the server refused
+// the credentials (MySQL error 1045). It says what was tried and wraps the
+// last server error (errors.As finds *mysql.MySQLError) and, when the wait
+// ended because of it, the context's error. It never holds a password.
+type ConnectError struct {
+	SecretID string
+	Attempts []Attempt
+	// Err is the last *mysql.MySQLError (1045), or ErrNoUsableCredentials
+	// wrapping it when no login was tried in this Connect.
+	Err error
+	// Cause is the reason the retry stopped: the context's error, a fetch
+	// error, or nil when the login cap was reached.
+	Cause error
+}
+
+func (e *ConnectError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "rotatingmysql: secret %q: login refused", e.SecretID)
+	if len(e.Attempts) > 0 {
+		fmt.Fprintf(&b, " after %d attempt", len(e.Attempts))
+		if len(e.Attempts) > 1 {
+			b.WriteByte('s')
+		}
+		b.WriteString(" (")
+		for i, a := range e.Attempts {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "%s", a.Stage)
+			if a.VersionID != "" {
+				fmt.Fprintf(&b, " version %s", a.VersionID)
+			}
+			if a.Username != "" {
+				fmt.Fprintf(&b, " user %s", a.Username)
+			}
+		}
+		b.WriteString(")")
+	}
+	if e.Err != nil {
+		fmt.Fprintf(&b, ": %v", e.Err)
+	}
+	if e.Cause != nil {
+		fmt.Fprintf(&b, "; stopped: %v", e.Cause)
+	}
+	return b.String()
+}
+
+// Unwrap returns the last server error and the cause, for errors.Is and
+// errors.As.
+func (e *ConnectError) Unwrap() []error {
+	errs := make([]error, 0, 2)
+	if e.Err != nil {
+		errs = append(errs, e.Err)
+	}
+	if e.Cause != nil {
+		errs = append(errs, e.Cause)
+	}
+	return errs
+}
