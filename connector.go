@@ -61,14 +61,21 @@ type verKey [sha256.Size]byte
 // version is one set of credentials with its own mysql connector.
 type version struct {
 	key      verKey
-	secret   *credsource.Secret
-	stage    credsource.Stage
+	meta     atomic.Pointer[verMeta] // replaced when the version is fetched again
 	mysql    driver.Connector
 	failedAt atomic.Int64 // unix nanoseconds of the last 1045; 0 when not refused since its last login
 	lastErr  atomic.Pointer[mysql.MySQLError]
 }
 
+// verMeta is what the latest fetch said of a version.
+type verMeta struct {
+	secret *credsource.Secret
+	stage  credsource.Stage // the stage it was fetched as; Current wins
+}
+
 func (v *version) refused() bool { return v.failedAt.Load() != 0 }
+
+func (v *version) info() *verMeta { return v.meta.Load() }
 
 // NewConnector returns a connector for cfg. It validates cfg and does no
 // network I/O: the first fetch happens on the first connection.
@@ -196,8 +203,8 @@ func (c *Connector) resolveLocked(sec *credsource.Secret, stage credsource.Stage
 	var key verKey
 	h.Sum(key[:0])
 	if v, ok := c.versions[key]; ok {
-		if stage == credsource.Current || v.stage != credsource.Current {
-			v.secret, v.stage = sec, stage
+		if m := v.info(); m.secret != sec && (stage == credsource.Current || m.stage != credsource.Current) {
+			v.meta.Store(&verMeta{secret: sec, stage: stage})
 		}
 		return v, nil
 	}
@@ -211,7 +218,8 @@ func (c *Connector) resolveLocked(sec *credsource.Secret, stage credsource.Stage
 	if err != nil {
 		return nil, fmt.Errorf("rotatingmysql: secret %q: mysql configuration: %w", sec.ID, err)
 	}
-	v := &version{key: key, secret: sec, stage: stage, mysql: conn}
+	v := &version{key: key, mysql: conn}
+	v.meta.Store(&verMeta{secret: sec, stage: stage})
 	if len(c.versions) >= maxVersions {
 		for k, old := range c.versions {
 			if old != c.lastVer && old != c.good.Load() {
@@ -230,11 +238,11 @@ func (c *Connector) succeeded(v *version) {
 	}
 	if old := c.good.Load(); old != v {
 		c.good.Store(v)
-		if v.stage == credsource.Pending {
+		if m := v.info(); m.stage == credsource.Pending {
 			c.pendingUsed.Add(1)
 			c.log.LogAttrs(context.Background(), slog.LevelInfo, "rotatingmysql: using AWSPENDING: the database has the new password, AWSCURRENT not yet",
-				slog.String("secret", v.secret.ID), slog.String("version_id", v.secret.VersionID),
-				slog.String("user", v.secret.Creds.Username))
+				slog.String("secret", m.secret.ID), slog.String("version_id", m.secret.VersionID),
+				slog.String("user", m.secret.Creds.Username))
 		}
 	}
 }
@@ -248,9 +256,10 @@ func (c *Connector) refuse(v *version, err error, start time.Time) {
 		v.lastErr.Store(me)
 	}
 	if v.failedAt.Swap(start.UnixNano()) == 0 {
+		m := v.info()
 		c.log.LogAttrs(context.Background(), slog.LevelInfo, "rotatingmysql: login refused (1045), refreshing credentials",
-			slog.String("secret", v.secret.ID), slog.String("stage", string(v.stage)),
-			slog.String("version_id", v.secret.VersionID), slog.String("user", v.secret.Creds.Username))
+			slog.String("secret", m.secret.ID), slog.String("stage", string(m.stage)),
+			slog.String("version_id", m.secret.VersionID), slog.String("user", m.secret.Creds.Username))
 	}
 }
 
@@ -268,7 +277,8 @@ type recovery struct {
 }
 
 func (r *recovery) note(v *version, err error) {
-	r.attempts = append(r.attempts, Attempt{Stage: v.stage, VersionID: v.secret.VersionID, Username: v.secret.Creds.Username, Err: err})
+	m := v.info()
+	r.attempts = append(r.attempts, Attempt{Stage: m.stage, VersionID: m.secret.VersionID, Username: m.secret.Creds.Username, Err: err})
 	r.lastErr = err
 }
 

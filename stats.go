@@ -57,7 +57,8 @@ func (c *Connector) Stats() Stats {
 		LastError:   cs.LastError,
 	}
 	if v := c.good.Load(); v != nil {
-		s.CurrentVersionID, s.CurrentStage = v.secret.VersionID, v.stage
+		m := v.info()
+		s.CurrentVersionID, s.CurrentStage = m.secret.VersionID, m.stage
 	}
 	return s
 }
