@@ -1,0 +1,105 @@
+package testdb
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// EnvRootDSN names the environment variable that points the tests at an
+// existing server instead of a private one: a go-sql-driver/mysql DSN for an
+// account that may create users and databases and set global variables.
+const EnvRootDSN = "ROTATINGMYSQL_TEST_MYSQL_ROOT_DSN"
+
+// runTimeout bounds starting the server in Run.
+const runTimeout = 2 * time.Minute
+
+// State set by Run before the tests start and only read by them.
+var (
+	shared     *Server
+	ran        bool
+	skipReason string
+)
+
+// Run is for TestMain: it starts a private server (or attaches to the one
+// named by EnvRootDSN), runs the tests, stops the server and returns the exit
+// code:
+//
+//	func TestMain(m *testing.M) { os.Exit(testdb.Run(m)) }
+//
+// When MariaDB is not installed, Run prints a warning and runs the tests
+// without a server, so that [Require] skips them; but when the environment
+// variable CI is true it prints an error and returns 1 without running any
+// test. Any other failure to start the server also returns 1.
+func Run(m *testing.M) int {
+	if !flag.Parsed() {
+		flag.Parse() // for testing.Verbose; m.Run parses only once
+	}
+	ran = true
+	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+	began := time.Now()
+	srv, err := startShared(ctx)
+	cancel()
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrNotInstalled) && !InCI():
+		skipReason = err.Error() + "; integration tests SKIP. Run: make test"
+		fmt.Fprintf(os.Stderr, "\n*** %s ***\n\n", skipReason)
+		return m.Run()
+	case errors.Is(err, ErrNotInstalled):
+		fmt.Fprintf(os.Stderr, "\n*** FAIL: %v; CI=true requires a server. Run scripts/install-mariadb.sh (make test does) ***\n\n", err)
+		return 1
+	default:
+		fmt.Fprintf(os.Stderr, "\n*** FAIL: cannot start the test server: %v ***\n\n", err)
+		return 1
+	}
+	shared = srv
+	if testing.Verbose() {
+		fmt.Fprintf(os.Stderr, "testdb: MariaDB %s on %s, ready in %v\n", srv.Version, srv.Addr, time.Since(began).Round(time.Millisecond))
+	}
+	code := m.Run()
+	if err := srv.Stop(); err != nil {
+		fmt.Fprintf(os.Stderr, "testdb: stop server: %v\n", err)
+		if code == 0 {
+			code = 1
+		}
+	}
+	return code
+}
+
+func startShared(ctx context.Context) (*Server, error) {
+	if dsn := os.Getenv(EnvRootDSN); dsn != "" {
+		return Attach(ctx, dsn)
+	}
+	return Start(ctx)
+}
+
+// Require returns the server started by [Run]. When there is none, it skips
+// the test with the reason, or fails it when the environment variable CI is
+// true. It fails the test when TestMain does not call Run.
+func Require(t testing.TB) *Server {
+	t.Helper()
+	switch {
+	case shared != nil:
+		return shared
+	case !ran:
+		t.Fatal("testdb: no server: TestMain must call testdb.Run: func TestMain(m *testing.M) { os.Exit(testdb.Run(m)) }")
+	case InCI():
+		t.Fatalf("%s (but CI=true: a missing server is a failure)", skipReason)
+	default:
+		t.Skip(skipReason)
+	}
+	return nil
+}
+
+// InCI reports whether the environment variable CI is true, as CI systems
+// set it. In CI, a missing server fails the tests instead of skipping them.
+func InCI() bool {
+	ci, _ := strconv.ParseBool(os.Getenv("CI"))
+	return ci
+}
