@@ -15,11 +15,13 @@ define for_each_module
 	done
 endef
 
-.PHONY: test vet fmt fmt-check mariadb
+.PHONY: test vet fmt fmt-check mariadb drill bench fuzz soak
 
-# test: install MariaDB if needed, check formatting, vet, and run all tests with -race
+# test: install MariaDB if needed, check formatting, vet, and run all tests with
+# -race; then each benchmark once (a few seconds), so that they keep working
 test: mariadb fmt-check vet
 	$(call for_each_module,$(GO) test -race -count=1 ./...)
+	$(GO) test -run '^$$' -bench . -benchtime 1x .
 
 # vet: go vet every module
 vet:
@@ -36,3 +38,30 @@ fmt-check:
 # mariadb: install the MariaDB server the integration tests start (no-op if present)
 mariadb:
 	bash scripts/install-mariadb.sh
+
+# drill: build and run the rotation drill (cmd/rotation-drill, its own module)
+# from the repository root; options go in ARGS, e.g. make drill ARGS='-svg timeline.svg'
+drill:
+	cd cmd/rotation-drill && $(GO) build -o $(CURDIR)/bin/rotation-drill .
+	./bin/rotation-drill $(ARGS)
+
+# bench: benchmarks against the plain mysql driver, with the ratio table and
+# the counts per rotation (scripts/bench.sh; COUNT, BENCHTIME tune it)
+bench: mariadb
+	bash scripts/bench.sh
+
+# fuzz: run each fuzz target for FUZZTIME (make test runs their seed corpora);
+# a crasher is saved under the package's testdata/fuzz/ and from then on runs
+# as a regression test in make test
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzParseDSN$$' -fuzztime $(FUZZTIME) .
+	$(GO) test -run '^$$' -fuzz '^FuzzParseCredentials$$' -fuzztime $(FUZZTIME) ./credsource
+	$(GO) test -run '^$$' -fuzz '^FuzzParseAgentResponse$$' -fuzztime $(FUZZTIME) ./credsource
+	$(GO) test -run '^$$' -fuzz '^FuzzLiteralRoundTrip$$' -fuzztime $(FUZZTIME) ./internal/testdb
+
+# soak: 20 single-user rotations back to back under load, about two minutes,
+# with -race: 0 application errors, stable goroutine count and heap
+# (make test runs the same test with 3 rotations)
+soak: mariadb
+	ROTATINGMYSQL_SOAK_ROTATIONS=20 $(GO) test -race -count=1 -run '^TestSoak$$' -timeout 10m -v .

@@ -50,6 +50,7 @@ type Connector struct {
 	good atomic.Pointer[version] // the version that last logged in
 
 	authRefused, pendingUsed, recovered, gaveUp atomic.Uint64
+	fetched                                     sourceCounts // versions fetched, by source
 }
 
 var _ driver.Connector = (*Connector)(nil)
@@ -64,7 +65,10 @@ type version struct {
 	meta     atomic.Pointer[verMeta] // replaced when the version is fetched again
 	mysql    driver.Connector
 	failedAt atomic.Int64 // unix nanoseconds of the last 1045; 0 when not refused since its last login
-	lastErr  atomic.Pointer[mysql.MySQLError]
+	// refusedAt is when the connector last recorded a 1045 for the
+	// version (unix nanoseconds): a login that began earlier proves nothing.
+	refusedAt atomic.Int64
+	lastErr   atomic.Pointer[mysql.MySQLError]
 }
 
 // verMeta is what the latest fetch said of a version.
@@ -92,17 +96,26 @@ func NewConnector(cfg *Config) (*Connector, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Connector{
+	c := &Connector{
 		cfg:      cfg,
 		src:      src,
 		log:      log,
-		cache:    credsource.NewCache(src, credsource.CacheOptions{TTL: cfg.TTL, Logger: log}),
 		versions: make(map[verKey]*version, 4),
-	}, nil
+	}
+	c.cache = credsource.NewCache(countingSource{src, &c.fetched}, credsource.CacheOptions{TTL: cfg.TTL, Logger: log})
+	return c, nil
 }
 
 // Driver returns the rotatingmysql driver.
 func (c *Connector) Driver() driver.Driver { return theDriver }
+
+// Format prints the connector as its configuration (see Config.Format),
+// under every verb: the credentials it holds are never printed.
+func (c *Connector) Format(f fmt.State, verb rune) {
+	_, _ = fmt.Fprintf(f, "rotatingmysql.Connector{%v}", c.cfg)
+}
+
+var _ fmt.Formatter = (*Connector)(nil)
 
 // Close closes the credential source if it holds resources. database/sql
 // calls it from DB.Close.
@@ -134,7 +147,7 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 	start := time.Now()
 	conn, err := v.mysql.Connect(ctx)
 	if err == nil {
-		c.succeeded(v)
+		c.succeeded(v, start)
 		return conn, nil
 	}
 	if !retry.IsAuthError(err) {
@@ -231,19 +244,36 @@ func (c *Connector) resolveLocked(sec *credsource.Secret, stage credsource.Stage
 	return v, nil
 }
 
-// succeeded records that v logged in.
-func (c *Connector) succeeded(v *version) {
+// succeeded records that v logged in with a login that began at start.
+func (c *Connector) succeeded(v *version, start time.Time) {
+	if r := v.refusedAt.Load(); r != 0 && start.UnixNano() <= r {
+		// The login began before the server's 1045 for v was recorded:
+		// the server may have checked it before the password changed.
+		// It neither clears the refusal nor makes v the version to use,
+		// else every dialer would try the old password again
+		// (TestCountRotationUnderLoad).
+		return
+	}
 	if v.failedAt.Load() != 0 {
 		v.failedAt.Store(0)
 	}
-	if old := c.good.Load(); old != v {
-		c.good.Store(v)
+	for {
+		old := c.good.Load()
+		if old == v {
+			return
+		}
+		// Compare-and-swap so that a switch made by several connections
+		// at once is counted and logged once.
+		if !c.good.CompareAndSwap(old, v) {
+			continue
+		}
 		if m := v.info(); m.stage == credsource.Pending {
 			c.pendingUsed.Add(1)
 			c.log.LogAttrs(context.Background(), slog.LevelInfo, "rotatingmysql: using AWSPENDING: the database has the new password, AWSCURRENT not yet",
-				slog.String("secret", m.secret.ID), slog.String("version_id", m.secret.VersionID),
-				slog.String("user", m.secret.Creds.Username))
+				slog.String("secret", m.secret.ID), slog.String("stage", string(m.stage)),
+				slog.String("version_id", m.secret.VersionID), slog.String("user", m.secret.Creds.Username))
 		}
+		return
 	}
 }
 
@@ -255,11 +285,18 @@ func (c *Connector) refuse(v *version, err error, start time.Time) {
 	if errors.As(err, &me) {
 		v.lastErr.Store(me)
 	}
-	if v.failedAt.Swap(start.UnixNano()) == 0 {
-		m := v.info()
-		c.log.LogAttrs(context.Background(), slog.LevelInfo, "rotatingmysql: login refused (1045), refreshing credentials",
-			slog.String("secret", m.secret.ID), slog.String("stage", string(m.stage)),
-			slog.String("version_id", m.secret.VersionID), slog.String("user", m.secret.Creds.Username))
+	known := v.failedAt.Swap(start.UnixNano()) != 0
+	storeLater(&v.refusedAt, time.Now().UnixNano())
+	m := v.info()
+	c.log.LogAttrs(context.Background(), slog.LevelInfo, "rotatingmysql: login refused (1045)",
+		slog.String("secret", m.secret.ID), slog.String("stage", string(m.stage)),
+		slog.String("version_id", m.secret.VersionID), slog.String("user", m.secret.Creds.Username),
+		slog.Bool("already_refused", known))
+}
+
+// storeLater sets a to t unless it already holds a later time.
+func storeLater(a *atomic.Int64, t int64) {
+	for old := a.Load(); t > old && !a.CompareAndSwap(old, t); old = a.Load() {
 	}
 }
 
@@ -326,7 +363,7 @@ func (c *Connector) recover(ctx context.Context, failed *version, err error) (dr
 			}
 		}
 	}
-	c.log.LogAttrs(ctx, slog.LevelWarn, "rotatingmysql: gave up connecting",
+	c.log.LogAttrs(ctx, slog.LevelError, "rotatingmysql: gave up connecting",
 		slog.String("secret", c.cfg.SecretID), slog.Int("attempts", len(r.attempts)), slog.Any("error", ce))
 	return nil, ce
 }
@@ -352,7 +389,7 @@ func (r *recovery) round(ctx context.Context, since time.Time) (driver.Conn, err
 		conn, err := v.mysql.Connect(ctx)
 		r.logins++
 		if err == nil {
-			c.succeeded(v)
+			c.succeeded(v, start)
 			r.cause = nil
 			return conn, nil
 		}

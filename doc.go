@@ -1,10 +1,16 @@
 // Package rotatingmysql is a database/sql driver for MySQL, Aurora MySQL and
-// MariaDB whose password is rotated by AWS Secrets Manager. It makes the
-// rotation invisible to the application:
+// MariaDB whose password AWS Secrets Manager rotates. It makes the rotation
+// invisible to the application: the DSN is the secret's ARN, and new
+// connections keep working while the password changes under them.
 //
 //	import _ "github.com/rotatingmysql/rotatingmysql"
 //
 //	db, err := sql.Open("rotatingmysql", "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/app-AbCdEf?parseTime=true")
+//
+// The connection handed to database/sql is go-sql-driver/mysql's own: the
+// query path, its errors (*mysql.MySQLError) and its cost are that driver's,
+// so GORM (gorm.io/driver/mysql with DriverName "rotatingmysql"), sqlx and
+// any other database/sql library work unchanged.
 //
 // # The problem
 //
@@ -27,22 +33,74 @@
 // so the driver never locks an account by its own retries. Logins per
 // Connect are capped and the whole recovery is bounded in time; errors
 // other than 1045 (network failures, locked accounts) are returned at once.
+// When it gives up, the error is a *ConnectError that names the secret and
+// the versions tried, and wraps the server's *mysql.MySQLError.
 //
-// The connection handed to database/sql is go-sql-driver/mysql's own: the
-// query path, its errors (*mysql.MySQLError) and its cost are that driver's.
+// # Opening a pool
 //
-// # DSN
+// With a DSN: SECRET_ID[?PARAMS], the secret's ARN or name, then
+// rotatingmysql's own parameters (source, region, host, port, dbname, ttl,
+// retryTimeout, maxLoginAttempts, agentEndpoint, allowRemoteAgent) mixed
+// with any go-sql-driver/mysql parameter (parseTime, tls, timeout, ...).
+// See ParseDSN.
 //
-// SECRET_ID[?PARAMS]: the secret's ARN or name, then rotatingmysql's own
-// parameters (source, region, host, port, dbname, ttl, retryTimeout,
-// maxLoginAttempts) mixed with any go-sql-driver/mysql parameter (parseTime,
-// tls, timeout, ...; unknown names are session variables, as with that
-// driver). See ParseDSN and the README for the reference.
+// From code: NewConfig, Config.Apply with Options (WithAWSConfig,
+// WithSource, WithTLSConfig, WithMySQLConfig, WithLogger, WithRetryPolicy,
+// WithTTL, ...) and NewConnector, then sql.OpenDB(connector). Keep the
+// *Connector: it has Stats, RotationStatus and HealthCheck.
 //
-// # Go API
+// Credentials come from the Secrets Manager API by default; source=agent
+// reads them through the Secrets Manager Agent or the Lambda "Parameters
+// and Secrets" extension on localhost, and source=agent,secretsmanager
+// falls back to the API when the agent is not running (see Config.Source).
 //
-// NewConfig, Config.Apply with Options (WithAWSConfig,
-// WithSecretsManagerClient, WithSource, WithTLSConfig, WithMySQLConfig,
-// WithLogger, WithRetryPolicy, WithTTL) and NewConnector build a connector
-// from code; sql.OpenDB(connector) opens the pool.
+// # Connection pool settings
+//
+// MySQL checks the password only when a connection logs in, so connections
+// already open survive a rotation; only new ones meet it. No pool setting
+// is needed for the rotation. SetConnMaxLifetime should stay below the
+// server's wait_timeout as with any MySQL pool, and SetMaxIdleConns above
+// zero, so that fewer connections are opened during a rotation window.
+//
+// # Observing rotations
+//
+// Logging: WithLogger takes a *slog.Logger; without one, nothing is logged.
+// The events and their levels:
+//
+//   - Debug "secret fetched" (secret, source, stage, version_id, latency,
+//     forced) and "secret version not found" (AWSPENDING outside a
+//     rotation): once per fetch.
+//   - Info "login refused (1045)" (secret, stage, version_id, user): once
+//     per login the server refused. "using AWSPENDING" (secret, stage,
+//     version_id, user): once when new connections switch to the rotation's
+//     pending version.
+//   - Warn "serving cached secret, fetch failed" (with the error and the
+//     version served) and "secret fetch failed" (nothing cached to serve).
+//   - Error "gave up connecting" (secret, attempts, the ConnectError).
+//
+// With slog.Default() at its default level (Info) a rotation logs a few
+// Info lines and nothing else; fetches show at Debug. No event holds a
+// password or a token.
+//
+// Metrics: Connector.Stats returns counters in the manner of sql.DBStats
+// (fetches by stage and by source, cache hits, refused logins, switches to
+// AWSPENDING, give-ups, the version in use, the last fetch error). Read it
+// from an expvar.Func, a Prometheus collector or an OpenTelemetry
+// observable callback; the library depends on none of them.
+//
+// Rotation status: Connector.RotationStatus reads DescribeSecret and tells
+// whether a rotation is in progress (an AWSPENDING version distinct from
+// AWSCURRENT), the rotation dates, the versions and their stages, and which
+// version this process uses.
+//
+// Health: Connector.HealthCheck fetches, opens a new connection, runs
+// SELECT 1 and closes it, and returns a Health value naming the step that
+// failed and why: for load-balancer and Lambda health endpoints.
+//
+// # Testing
+//
+// Package rotatingmysqltest has an in-process Secrets Manager emulator, a
+// fake Secrets Manager Agent, and a Rotator that runs the rotation steps
+// against a real server, so a program's tests can rotate the password
+// under it.
 package rotatingmysql

@@ -26,8 +26,12 @@ type Config struct {
 	// and agent sources, a variable name for env, a path for file.
 	SecretID string
 	// Source selects where credentials come from: "secretsmanager"
-	// (default), or a comma-separated chain. Ignored when CredentialSource
-	// is set.
+	// (default), "agent" (the Secrets Manager Agent or the Lambda
+	// extension on localhost), "env" (SecretID names an environment
+	// variable holding the secret JSON), "file" (SecretID is a path to a
+	// file holding it), or a comma-separated chain such as
+	// "agent,secretsmanager", tried in order while a source is unreachable.
+	// Ignored when CredentialSource is set.
 	Source string
 	// Region overrides the region of the ARN and of the SDK's default chain.
 	Region string
@@ -53,6 +57,14 @@ type Config struct {
 	// SecretsManagerClient, when set, is the client the Secrets Manager
 	// source calls.
 	SecretsManagerClient credsource.SecretsManagerAPI
+	// AgentEndpoint overrides the agent source's base URL (default
+	// http://127.0.0.1:PORT, PORT from PARAMETERS_SECRETS_EXTENSION_HTTP_PORT,
+	// else 2773).
+	AgentEndpoint string
+	// AllowRemoteAgent lets AgentEndpoint name a host that is not loopback.
+	// The agent token travels in every request: allow it only over a
+	// network path you trust.
+	AllowRemoteAgent bool
 	// CredentialSource, when set, replaces Source entirely.
 	CredentialSource credsource.Source
 	// Logger receives the connector's events (secret fetched, 1045
@@ -99,6 +111,20 @@ func WithSource(src credsource.Source) Option {
 	return func(c *Config) error { c.CredentialSource = src; return nil }
 }
 
+// WithAgentEndpoint sets the agent source's base URL, such as
+// "http://127.0.0.1:2773". A host that is not loopback is refused unless
+// WithAllowRemoteAgent(true) is given too.
+func WithAgentEndpoint(endpoint string) Option {
+	return func(c *Config) error { c.AgentEndpoint = endpoint; return nil }
+}
+
+// WithAllowRemoteAgent lets the agent endpoint be a host that is not
+// loopback. The agent token travels in every request: allow it only over a
+// network path you trust.
+func WithAllowRemoteAgent(allow bool) Option {
+	return func(c *Config) error { c.AllowRemoteAgent = allow; return nil }
+}
+
 // WithTLSConfig sets the TLS configuration of every connection. When its
 // ServerName is empty, each connection verifies against the host it dials.
 func WithTLSConfig(t *tls.Config) Option {
@@ -140,6 +166,21 @@ var ownParams = map[string]func(c *Config, v string) error{
 	"region": func(c *Config, v string) error { c.Region = v; return nil },
 	"host":   func(c *Config, v string) error { c.Host = v; return nil },
 	"dbname": func(c *Config, v string) error { c.DBName = v; return nil },
+	"agentEndpoint": func(c *Config, v string) error {
+		if v == "" {
+			return fmt.Errorf("must be a base URL such as http://127.0.0.1:2773")
+		}
+		c.AgentEndpoint = v
+		return nil
+	},
+	"allowRemoteAgent": func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("must be true or false, got %q", v)
+		}
+		c.AllowRemoteAgent = b
+		return nil
+	},
 	"port": func(c *Config, v string) error {
 		p, err := strconv.Atoi(v)
 		if err != nil || p < 1 || p > 65535 {
@@ -187,13 +228,14 @@ func parsePositiveDuration(v string) (time.Duration, error) {
 // ParseDSN parses SECRET_ID[?PARAMS]. SECRET_ID is a secret's ARN or name
 // (or, with source=env or source=file, a variable name or a path).
 // rotatingmysql's own parameters are source, region, host, port, dbname,
-// ttl, retryTimeout and maxLoginAttempts; every other parameter is
-// go-sql-driver/mysql's and is validated by it (a name it does not know is a
-// session variable set on connect).
+// ttl, retryTimeout, maxLoginAttempts, agentEndpoint and allowRemoteAgent;
+// every other parameter is go-sql-driver/mysql's and is validated by it (a
+// name it does not know is a session variable set on connect).
 func ParseDSN(dsn string) (*Config, error) {
 	id, query, _ := strings.Cut(dsn, "?")
 	cfg := NewConfig(id)
 	var mysqlParams []string
+	seen := make(map[string]bool)
 	if query != "" {
 		for _, kv := range strings.Split(query, "&") {
 			if kv == "" {
@@ -205,6 +247,12 @@ func ParseDSN(dsn string) (*Config, error) {
 				mysqlParams = append(mysqlParams, kv)
 				continue
 			}
+			// Two values for one parameter (source=env&source=file) would
+			// leave the choice to their order: refuse it.
+			if seen[rawKey] {
+				return nil, fmt.Errorf("%w: parameter %q is given more than once", ErrInvalidDSN, rawKey)
+			}
+			seen[rawKey] = true
 			val, err := url.QueryUnescape(rawVal)
 			if err != nil {
 				return nil, fmt.Errorf("%w: parameter %q: bad escaping", ErrInvalidDSN, rawKey)
@@ -219,6 +267,14 @@ func ParseDSN(dsn string) (*Config, error) {
 		// holds no address and no credentials.
 		mc, err := mysql.ParseDSN("/?" + strings.Join(mysqlParams, "&"))
 		if err != nil {
+			// The mysql driver's errors do not always name the parameter
+			// ("time: missing unit in duration"): find it.
+			for _, kv := range mysqlParams {
+				if _, perr := mysql.ParseDSN("/?" + kv); perr != nil {
+					key, _, _ := strings.Cut(kv, "=")
+					return nil, fmt.Errorf("%w: parameter %q: %w", ErrInvalidDSN, key, perr)
+				}
+			}
 			return nil, fmt.Errorf("%w: %w", ErrInvalidDSN, err)
 		}
 		mc.Addr = ""
@@ -241,7 +297,7 @@ func (c *Config) validate() error {
 	if c.SecretID == "" && c.CredentialSource == nil {
 		return fmt.Errorf("%w: the secret id is empty (want SECRET_ID[?PARAMS], e.g. arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME)", ErrInvalidDSN)
 	}
-	if strings.HasPrefix(c.SecretID, "arn:") {
+	if strings.HasPrefix(c.SecretID, "arn:") && (c.CredentialSource != nil || secretIDIsSecret(c.Source)) {
 		a, err := arn.Parse(c.SecretID)
 		if err != nil || a.Service != "secretsmanager" || !strings.HasPrefix(a.Resource, "secret:") || a.Region == "" {
 			return fmt.Errorf("%w: %q is not a Secrets Manager secret ARN (want arn:PARTITION:secretsmanager:REGION:ACCOUNT:secret:NAME)", ErrInvalidDSN, c.SecretID)
@@ -264,8 +320,31 @@ func (c *Config) validate() error {
 		if _, err := sourceFactory(c.Source); err != nil {
 			return fmt.Errorf("%w: parameter \"source\": %w", ErrInvalidDSN, err)
 		}
+		// The agent's settings with a source list that has no agent: one
+		// of the two is a mistake.
+		if (c.AgentEndpoint != "" || c.AllowRemoteAgent) && !usesSource(c.Source, "agent") {
+			src := c.Source
+			if src == "" {
+				src = "secretsmanager"
+			}
+			return fmt.Errorf("%w: agentEndpoint and allowRemoteAgent apply to source=agent, but source is %q", ErrInvalidDSN, src)
+		}
 	}
 	return nil
+}
+
+// usesSource reports whether the source list spec names the source name.
+func usesSource(spec, name string) bool {
+	for _, s := range strings.Split(spec, ",") {
+		s = strings.TrimSpace(s)
+		if alias, ok := sourceAliases[s]; ok {
+			s = alias
+		}
+		if s == name {
+			return true
+		}
+	}
+	return false
 }
 
 // clone returns a deep enough copy for the connector to own.

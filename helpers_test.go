@@ -5,19 +5,22 @@ import (
 	"database/sql"
 	"errors"
 	"net"
-	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/rotatingmysql/rotatingmysql"
 	"github.com/rotatingmysql/rotatingmysql/internal/testdb"
 	"github.com/rotatingmysql/rotatingmysql/rotatingmysqltest"
 )
 
-func TestMain(m *testing.M) { os.Exit(testdb.Run(m)) }
+// TestMain runs the tests against a private MariaDB and then fails the run
+// if any goroutine outlives them (leak_test.go).
+func TestMain(m *testing.M) { goleak.VerifyTestMain(testdbMain{m}, leakOptions()...) }
 
 // bed is one test's world: the real MariaDB, an application user with its
 // own database, the Secrets Manager emulator holding that user's secret, and

@@ -19,6 +19,41 @@ var sourceFactories = map[string]func(c *Config) (credsource.Source, error){
 			Client:    c.SecretsManagerClient,
 		}, nil
 	},
+	"agent": func(c *Config) (credsource.Source, error) {
+		a := &credsource.Agent{SecretID: c.SecretID, Endpoint: c.AgentEndpoint, AllowRemote: c.AllowRemoteAgent}
+		// Refuse a bad endpoint (or port variable) at sql.Open, before any
+		// request could carry the token there.
+		if _, err := a.BaseURL(); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidDSN, err)
+		}
+		return a, nil
+	},
+	"env": func(c *Config) (credsource.Source, error) {
+		return &credsource.Env{Name: c.SecretID}, nil
+	},
+	"file": func(c *Config) (credsource.Source, error) {
+		return &credsource.File{Path: c.SecretID}, nil
+	},
+}
+
+// localSources name SECRET_ID by something other than a secret's name or
+// ARN (a variable name, a path).
+var localSources = map[string]bool{"env": true, "file": true}
+
+// secretIDIsSecret reports whether some source of spec reads SECRET_ID as a
+// Secrets Manager secret id (name or ARN), so that an "arn:" prefix must be a
+// valid secret ARN.
+func secretIDIsSecret(spec string) bool {
+	for _, name := range strings.Split(spec, ",") {
+		name = strings.TrimSpace(name)
+		if alias, ok := sourceAliases[name]; ok {
+			name = alias
+		}
+		if !localSources[name] {
+			return true
+		}
+	}
+	return false
 }
 
 // sourceAliases are other accepted spellings of source names.

@@ -1,26 +1,42 @@
 package rotatingmysql
 
 import (
+	"context"
+	"maps"
+	"sync"
 	"time"
 
 	"github.com/rotatingmysql/rotatingmysql/credsource"
 )
 
 // Stats is a snapshot of what a Connector has done, in the manner of
-// sql.DBStats. Export it to your metrics system (expvar, Prometheus,
-// OpenTelemetry) from a ticker; the library itself depends on none of them.
+// sql.DBStats. Counters only grow; export them to your metrics system
+// (expvar, Prometheus, OpenTelemetry) from a ticker or a scrape callback.
+// The library itself depends on none of them.
 type Stats struct {
-	// Fetches counts the calls made to the credential source, by stage.
+	// Fetches counts the calls made to the credential source, by stage,
+	// whatever their outcome.
 	Fetches map[credsource.Stage]uint64
-	// CacheHits and CacheMisses count Connects served from the cache and
-	// Connects that needed a fetch (first use, TTL expired).
+	// FetchesBySource counts the versions fetched, by the source that
+	// returned them ("secretsmanager", "agent", ...; with a chain of
+	// sources, the member that answered).
+	FetchesBySource map[string]uint64
+	// FetchErrors counts fetches that failed (an answer that the version
+	// does not exist, such as AWSPENDING outside a rotation, is not a
+	// failure).
+	FetchErrors uint64
+	// CacheHits and CacheMisses count lookups of AWSCURRENT served from
+	// the cache and lookups that needed a fetch (first use, TTL expired).
+	// Each Connect makes one, a HealthCheck two.
 	CacheHits, CacheMisses uint64
-	// Coalesced counts waits that shared a fetch another connection began.
+	// Coalesced counts waits that shared a fetch with other callers rather
+	// than starting their own: every waiter of a shared fetch counts,
+	// including the one that began it.
 	Coalesced uint64
 	// StaleServed counts failed fetches answered with the last good version.
 	StaleServed uint64
-	// AuthRefused counts logins the server refused with 1045 and the driver
-	// absorbed or reported.
+	// AuthRefused counts logins the server refused with 1045, whether the
+	// Connect then recovered or gave up.
 	AuthRefused uint64
 	// Recovered counts Connects that met 1045 and then logged in.
 	Recovered uint64
@@ -44,21 +60,67 @@ type Stats struct {
 func (c *Connector) Stats() Stats {
 	cs := c.cache.Stats()
 	s := Stats{
-		Fetches:     cs.Fetches,
-		CacheHits:   cs.Hits,
-		CacheMisses: cs.Misses,
-		Coalesced:   cs.Coalesced,
-		StaleServed: cs.StaleServed,
-		AuthRefused: c.authRefused.Load(),
-		Recovered:   c.recovered.Load(),
-		PendingUsed: c.pendingUsed.Load(),
-		GaveUp:      c.gaveUp.Load(),
-		LastRefresh: cs.LastFetch,
-		LastError:   cs.LastError,
+		Fetches:         cs.Fetches,
+		FetchesBySource: c.fetched.snapshot(),
+		FetchErrors:     cs.FetchErrors,
+		CacheHits:       cs.Hits,
+		CacheMisses:     cs.Misses,
+		Coalesced:       cs.Coalesced,
+		StaleServed:     cs.StaleServed,
+		AuthRefused:     c.authRefused.Load(),
+		Recovered:       c.recovered.Load(),
+		PendingUsed:     c.pendingUsed.Load(),
+		GaveUp:          c.gaveUp.Load(),
+		LastRefresh:     cs.LastFetch,
+		LastError:       cs.LastError,
 	}
 	if v := c.good.Load(); v != nil {
 		m := v.info()
 		s.CurrentVersionID, s.CurrentStage = m.secret.VersionID, m.stage
 	}
 	return s
+}
+
+// countingSource stands between the cache and the configured source and
+// counts the versions fetched by the source that returned them.
+type countingSource struct {
+	credsource.Source
+	counts *sourceCounts
+}
+
+// Fetch fetches from the wrapped source and counts a success.
+func (s countingSource) Fetch(ctx context.Context, req credsource.Request) (*credsource.Secret, error) {
+	sec, err := s.Source.Fetch(ctx, req)
+	if err == nil && sec != nil {
+		s.counts.add(sec.Source)
+	}
+	return sec, err
+}
+
+// sourceCounts counts fetched versions by source name.
+type sourceCounts struct {
+	mu sync.Mutex
+	n  map[string]uint64
+}
+
+func (s *sourceCounts) add(name string) {
+	if name == "" {
+		name = "unnamed"
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.n == nil {
+		s.n = make(map[string]uint64, 2)
+	}
+	s.n[name]++
+}
+
+func (s *sourceCounts) snapshot() map[string]uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := maps.Clone(s.n)
+	if out == nil {
+		out = map[string]uint64{}
+	}
+	return out
 }

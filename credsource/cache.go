@@ -29,8 +29,8 @@ type CacheOptions struct {
 	TTL                time.Duration
 	MinRefreshInterval time.Duration
 	FetchTimeout       time.Duration
-	// Logger receives fetch events (Debug) and stale serves (Warn). Nil
-	// discards them.
+	// Logger receives fetches and not-found answers (Debug), and failed
+	// fetches, served stale or not (Warn). Nil discards them.
 	Logger *slog.Logger
 }
 
@@ -66,6 +66,9 @@ type entry struct {
 	val       *Secret   // last good version; nil when none or not found
 	err       error     // outcome of the last fetch, nil when it succeeded
 	started   time.Time // when the last finished fetch began; zero before any
+	forcedAt  time.Time // when the last finished forced fetch (Refresh) began
+	ended     time.Time // when the last fetch ended
+	failures  int       // consecutive failed fetches (not-found answers are not failures)
 	fetches   uint64
 	lastError time.Time
 }
@@ -130,13 +133,45 @@ func (c *Cache) Peek(stage Stage) *Secret {
 }
 
 // fresh reports whether e answers a request for news since the given time;
-// for a forced refresh, a fetch that began less than MinRefreshInterval ago
-// answers too. Called with c.mu held.
+// for a forced refresh, the last fetch answers too when a forced fetch began
+// less than MinRefreshInterval ago. Only forced fetches count against the
+// interval: a TTL fetch that happened to run just before a rotation
+// finished must not hold back the refresh that a 1045 calls for (that cost
+// a second of backoff per connection in BenchmarkRecovery/case=promoted).
+// Called with c.mu held.
 func (c *Cache) fresh(e *entry, since, now time.Time, force bool) bool {
 	if e == nil || e.started.IsZero() {
 		return false
 	}
-	return !e.started.Before(since) || (force && now.Sub(e.started) < c.opts.MinRefreshInterval)
+	if !e.started.Before(since) {
+		return true
+	}
+	if !force {
+		return false
+	}
+	if !e.forcedAt.IsZero() && now.Sub(e.forcedAt) < c.opts.MinRefreshInterval {
+		return true
+	}
+	// After failed fetches, forced refreshes back off (1, 2, then 4 x
+	// MinRefreshInterval after the failure ended): a throttled or failing
+	// service is not asked again at once by every connection's recovery,
+	// its client having already retried.
+	return e.failures > 0 && now.Sub(e.ended) < c.opts.MinRefreshInterval<<min(e.failures-1, 2)
+}
+
+// ttlRefreshWait bounds how long a caller holding an expired but good
+// version waits for its refresh (at most half of what remains of its
+// context) before using that version anyway: nothing says the password
+// changed (a 1045 forces a refresh, which does wait), so a slow source must
+// not fail connections.
+const ttlRefreshWait = time.Second
+
+func refreshWait(ctx context.Context) time.Duration {
+	d := ttlRefreshWait
+	if dl, ok := ctx.Deadline(); ok {
+		d = min(d, time.Until(dl)/2)
+	}
+	return d
 }
 
 func (c *Cache) load(ctx context.Context, stage Stage, since time.Time, force bool) (*Secret, error) {
@@ -151,15 +186,29 @@ func (c *Cache) load(ctx context.Context, stage Stage, since time.Time, force bo
 			}
 			return nil, err
 		}
+		var stale *Secret // a TTL refresh's good version in hand
+		if !force && e != nil {
+			stale = e.val
+		}
 		c.mu.Unlock()
 
 		ch := c.flight.DoChan(string(stage), func() (any, error) {
 			c.fetch(context.WithoutCancel(ctx), stage, since, force)
 			return nil, nil
 		})
+		var slow <-chan time.Time
+		if stale != nil {
+			t := time.NewTimer(refreshWait(ctx))
+			defer t.Stop()
+			slow = t.C
+		}
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
+		case <-slow:
+			c.log.LogAttrs(ctx, slog.LevelDebug, "rotatingmysql: secret refresh is slow, using the cached version meanwhile",
+				slog.String("secret", stale.ID), slog.String("stage", string(stage)), slog.String("version_id", stale.VersionID))
+			return stale, nil
 		case r := <-ch:
 			if r.Shared {
 				c.coalesced.Add(1)
@@ -194,28 +243,37 @@ func (c *Cache) fetch(ctx context.Context, stage Stage, since time.Time, force b
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e.started = start
+	e.ended = time.Now()
+	if err == nil || errors.Is(err, ErrNotFound) {
+		e.failures = 0
+	} else {
+		e.failures++
+	}
+	if force {
+		e.forcedAt = start
+	}
 	e.fetches++
 	e.err = err
 	switch {
 	case err == nil:
 		e.val = val
 		c.log.LogAttrs(ctx, slog.LevelDebug, "rotatingmysql: secret fetched",
-			slog.String("source", val.Source), slog.String("stage", string(stage)),
+			slog.String("secret", val.ID), slog.String("source", val.Source), slog.String("stage", string(stage)),
 			slog.String("version_id", val.VersionID), slog.Duration("latency", took),
 			slog.Bool("forced", force))
 	case errors.Is(err, ErrNotFound):
 		e.val = nil
 		e.lastError = start
 		c.log.LogAttrs(ctx, slog.LevelDebug, "rotatingmysql: secret version not found",
-			slog.String("stage", string(stage)), slog.Duration("latency", took))
+			slog.String("stage", string(stage)), slog.Duration("latency", took), slog.Any("error", err))
 	default:
 		c.fetchErrs.Add(1)
 		e.lastError = start
 		if e.val != nil {
 			c.stale.Add(1)
 			c.log.LogAttrs(ctx, slog.LevelWarn, "rotatingmysql: serving cached secret, fetch failed",
-				slog.String("stage", string(stage)), slog.String("version_id", e.val.VersionID),
-				slog.Duration("latency", took), slog.Any("error", err))
+				slog.String("secret", e.val.ID), slog.String("source", e.val.Source), slog.String("stage", string(stage)),
+				slog.String("version_id", e.val.VersionID), slog.Duration("latency", took), slog.Any("error", err))
 		} else {
 			c.log.LogAttrs(ctx, slog.LevelWarn, "rotatingmysql: secret fetch failed",
 				slog.String("stage", string(stage)), slog.Duration("latency", took), slog.Any("error", err))

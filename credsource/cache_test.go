@@ -184,15 +184,40 @@ func TestCacheMinRefreshInterval(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := src.calls.Load(); n != 1 {
-		t.Fatalf("50 forced refreshes inside the interval made %d calls, want 1", n)
+	if n, f := src.calls.Load(), src.forced.Load(); n != 2 || f != 1 {
+		t.Fatalf("warm-up and 50 forced refreshes inside the interval made %d calls (%d forced), want 2 (1 forced)", n, f)
+	}
+}
+
+// A Get that fetched moments before the rotation finished must not stand
+// in for the refresh a 1045 asks for: only forced fetches count against
+// MinRefreshInterval.
+func TestCacheRefreshAfterGetIsNotRateLimited(t *testing.T) {
+	src := newCountingSource()
+	c := NewCache(src, CacheOptions{TTL: time.Hour, MinRefreshInterval: time.Hour})
+	ctx := context.Background()
+	mustVersion(t, c, ctx, "v1")
+	src.set(Current, 2, nil) // the rotation finishes
+	s, err := c.Refresh(ctx, Current, time.Now())
+	if err != nil || s.VersionID != "v2" {
+		t.Fatalf("Refresh right after a Get = %v, %v; want v2 from a new fetch", s, err)
+	}
+	if f := src.forced.Load(); f != 1 {
+		t.Fatalf("forced fetches %d, want 1", f)
+	}
+	// The next forced refresh inside the interval is answered by that one.
+	src.set(Current, 3, nil)
+	if s, _ := c.Refresh(ctx, Current, time.Now()); s.VersionID != "v2" || src.calls.Load() != 2 {
+		t.Fatalf("second refresh inside the interval: %v after %d calls; want v2 after 2", s, src.calls.Load())
 	}
 }
 
 func TestCacheWaiterHonoursContext(t *testing.T) {
 	src := newCountingSource()
 	src.delay = 2 * time.Second
-	c := NewCache(src, CacheOptions{})
+	// The fetch outlives its waiter by design; its own timeout ends it soon
+	// after the test, for the goroutine leak check of TestMain.
+	c := NewCache(src, CacheOptions{FetchTimeout: 100 * time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	start := time.Now()

@@ -7,18 +7,25 @@ import (
 	"encoding/json"
 	"errors"
 	"net"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/go-sql-driver/mysql"
+	"go.uber.org/goleak"
 
 	"github.com/rotatingmysql/rotatingmysql/internal/testdb"
 )
 
-func TestMain(m *testing.M) { os.Exit(testdb.Run(m)) }
+// TestMain runs the tests against a private MariaDB, then fails the run if
+// any goroutine outlives them.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(testdbMain{m}) }
+
+// testdbMain adapts testdb.Run to goleak.VerifyTestMain.
+type testdbMain struct{ m *testing.M }
+
+func (r testdbMain) Run() int { return testdb.Run(r.m) }
 
 // secretFields decodes the version of the secret with stage.
 func secretFields(t *testing.T, st *Store, id, stage string) (Version, map[string]any) {

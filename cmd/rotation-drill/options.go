@@ -1,0 +1,153 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+)
+
+// options are the command line's settings.
+type options struct {
+	workers      int
+	plainWorkers int
+	duration     time.Duration
+	window       time.Duration
+	interval     time.Duration
+	strategy     string
+	rotations    int
+	source       string
+	mysqlRoot    string
+	secret       string
+	aws          bool
+	host         string
+	timeout      time.Duration
+	poll         time.Duration
+	svg          string
+	json         bool
+	verbose      bool
+	quiet        bool
+
+	logger *slog.Logger
+	// awsConfig replaces config.LoadDefaultConfig in -aws mode (tests
+	// point it at the emulator).
+	awsConfig *aws.Config
+}
+
+const usageText = `rotation-drill rotates a MySQL password the way AWS Secrets Manager's managed
+rotation does, under load, and shows which driver's queries survive it.
+
+  make drill                       embedded server, emulated Secrets Manager (builds bin/rotation-drill)
+  bin/rotation-drill -svg t.svg    the same, with the timeline drawn
+  bin/rotation-drill -mysql-root 'root@tcp(127.0.0.1:3306)/'
+                                   a real MySQL or MariaDB server, emulated Secrets Manager
+  bin/rotation-drill -aws -secret ARN
+                                   a real staging secret, rotated by its own rotation function
+
+Exit status: 0 when the rotatingmysql workers saw no error, 1 when they did or
+the rotation failed, 2 when the drill could not run.
+
+Options:
+`
+
+// parseOptions parses args. Errors are printed to stderr by the flag
+// package or here.
+func parseOptions(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("rotation-drill", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usageText)
+		fs.PrintDefaults()
+	}
+	fs.IntVar(&o.workers, "workers", 4, "workers per driver; half of them (rounded up) open a new connection for every query")
+	o.plainWorkers = -1 // not given
+	fs.Func("plain-workers", "`N` workers on the plain mysql driver (default: as many as -workers; none with -aws, see README)", func(v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return fmt.Errorf("want a whole number, 0 or more")
+		}
+		o.plainWorkers = n
+		return nil
+	})
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "length of the drill; the first rotation starts after a quarter of it, and a quarter at least follows the last")
+	fs.DurationVar(&o.window, "window", 3*time.Second, "pause between testSecret and finishSecret: the database has the new password, AWSCURRENT the old one")
+	fs.DurationVar(&o.interval, "interval", 10*time.Millisecond, "pause between two queries of a worker")
+	fs.StringVar(&o.strategy, "strategy", "single", "rotation strategy: single (MySQLSingleUser) or multi (MySQLMultiUser, alternating users)")
+	fs.IntVar(&o.rotations, "rotations", 1, "rotations to run back to back")
+	fs.StringVar(&o.source, "source", "api", "where rotatingmysql reads the secret: api (Secrets Manager API) or agent (the Secrets Manager Agent, emulated)")
+	fs.StringVar(&o.mysqlRoot, "mysql-root", "", "go-sql-driver/mysql DSN of an account that may create users and databases on a real server, e.g. root@tcp(127.0.0.1:3306)/")
+	fs.StringVar(&o.secret, "secret", "", "with -aws: ARN of a staging secret whose rotation is configured")
+	fs.BoolVar(&o.aws, "aws", false, "use the real AWS Secrets Manager (default credentials chain) and the secret's own rotation function")
+	fs.StringVar(&o.host, "host", "", "with -aws: database host[:port] when the secret has none (RDS-managed secrets)")
+	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "with -aws: how long a rotation may take before the drill calls it stuck")
+	fs.DurationVar(&o.poll, "poll", time.Second, "with -aws: how often DescribeSecret is called to follow the rotation")
+	fs.StringVar(&o.svg, "svg", "", "write the timeline (queries and errors per 100 ms, steps marked) to this SVG file")
+	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
+	fs.BoolVar(&o.verbose, "v", false, "log rotatingmysql's events (secret fetched, 1045 absorbed, AWSPENDING used) to stderr")
+	fs.BoolVar(&o.quiet, "q", false, "no live progress")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if err := o.check(set, fs.Args()); err != nil {
+		fmt.Fprintf(stderr, "rotation-drill: %v\n", err)
+		return nil, err
+	}
+	if o.plainWorkers < 0 {
+		o.plainWorkers = o.workers
+		if o.aws {
+			o.plainWorkers = 0
+		}
+	}
+	o.logger = slog.New(slog.DiscardHandler)
+	if o.verbose {
+		o.logger = slog.New(slog.NewTextHandler(stderr, nil))
+	}
+	return o, nil
+}
+
+// check rejects settings that contradict each other.
+func (o *options) check(set map[string]bool, rest []string) error {
+	switch {
+	case len(rest) > 0:
+		return fmt.Errorf("unexpected argument %q (options start with -)", rest[0])
+	case o.workers < 1:
+		return fmt.Errorf("-workers must be at least 1, got %d", o.workers)
+	case o.rotations < 1:
+		return fmt.Errorf("-rotations must be at least 1, got %d", o.rotations)
+	case o.duration <= 0 || o.window < 0 || o.interval < 0:
+		return errors.New("-duration must be positive, -window and -interval not negative")
+	case o.strategy != "single" && o.strategy != "multi":
+		return fmt.Errorf("-strategy %q: want single or multi", o.strategy)
+	case o.source != "api" && o.source != "agent":
+		return fmt.Errorf("-source %q: want api or agent", o.source)
+	case o.aws != (o.secret != ""):
+		return errors.New("-aws and -secret ARN go together: the drill rotates a real secret only when both are given")
+	}
+	if o.aws {
+		var bad []string
+		for _, name := range []string{"mysql-root", "window", "strategy", "source"} {
+			if set[name] {
+				bad = append(bad, "-"+name)
+			}
+		}
+		if len(bad) > 0 {
+			return fmt.Errorf("%s: not with -aws, where the secret's rotation function decides the steps and the window", strings.Join(bad, ", "))
+		}
+	} else {
+		for _, name := range []string{"host", "timeout", "poll"} {
+			if set[name] {
+				return fmt.Errorf("-%s applies only with -aws", name)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,79 @@
+package credsource
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+// TestCacheSlowTTLRefreshServesCached: when the TTL has expired and the
+// source is slower than the caller's deadline, the caller gets the version
+// it had rather than an error (nothing says the password changed); the
+// fetch goes on and its result is used once it arrives.
+func TestCacheSlowTTLRefreshServesCached(t *testing.T) {
+	src := newCountingSource()
+	c := NewCache(src, CacheOptions{TTL: 20 * time.Millisecond})
+	mustVersion(t, c, context.Background(), "v1")
+	src.delay = 1500 * time.Millisecond
+	src.set(Current, 2, nil)
+	time.Sleep(30 * time.Millisecond)
+	for range 5 {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		mustVersion(t, c, ctx, "v1")
+		cancel()
+	}
+	// Without a deadline the wait is bounded too (ttlRefreshWait).
+	mustVersion(t, c, context.Background(), "v1")
+	time.Sleep(time.Second)
+	if s := c.Peek(Current); s == nil || s.VersionID != "v2" {
+		t.Fatalf("after the slow fetch the cache holds %v, want v2", s)
+	}
+	if n := src.calls.Load(); n != 2 {
+		t.Fatalf("%d fetches, want 2 (the slow one shared)", n)
+	}
+}
+
+// TestCacheForcedRefreshBacksOffAfterFailure: after a failed fetch, forced
+// refreshes do not ask the source again before MinRefreshInterval has
+// passed since the failure ended (doubling with each failure in a row), even
+// when the failed fetch itself took longer than the interval.
+func TestCacheForcedRefreshBacksOffAfterFailure(t *testing.T) {
+	src := newCountingSource()
+	c := NewCache(src, CacheOptions{TTL: time.Hour, MinRefreshInterval: 300 * time.Millisecond})
+	ctx := context.Background()
+	mustVersion(t, c, ctx, "v1")
+	outage := errors.New("throttled")
+	src.set(Current, 1, outage)
+	src.delay = 400 * time.Millisecond // longer than the interval
+	time.Sleep(350 * time.Millisecond)
+
+	if s, err := c.Refresh(ctx, Current, time.Now()); err != nil || s.VersionID != "v1" {
+		t.Fatalf("Refresh during the outage = %v, %v; want the cached v1", s, err)
+	}
+	// Right after the failure: no fetch, whatever the caller's since.
+	for range 20 {
+		if _, err := c.Refresh(ctx, Current, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := src.calls.Load(); n != 2 {
+		t.Fatalf("%d fetches, want 2: the refreshes right after a failure must wait", n)
+	}
+	time.Sleep(350 * time.Millisecond)
+	c.Refresh(ctx, Current, time.Now()) // second failure: the wait doubles
+	time.Sleep(350 * time.Millisecond)
+	c.Refresh(ctx, Current, time.Now())
+	if n := src.calls.Load(); n != 3 {
+		t.Fatalf("%d fetches, want 3: after two failures the wait is 2 intervals", n)
+	}
+	src.set(Current, 2, nil)
+	src.delay = 0
+	time.Sleep(300 * time.Millisecond)
+	if s, err := c.Refresh(ctx, Current, time.Now()); err != nil || s.VersionID != "v2" {
+		t.Fatalf("after the outage: %v, %v; want v2", s, err)
+	}
+	if st := c.Stats(); st.LastError != nil {
+		t.Fatalf("LastError %v after a success", st.LastError)
+	}
+}

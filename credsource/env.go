@@ -1,0 +1,45 @@
+package credsource
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// Env is the Source that reads the secret JSON from an environment
+// variable, as ECS injects a secret named in a task definition's "secrets".
+// Each Fetch reads the variable again, so a forced refresh after a login
+// failure sees a value the process has set since.
+//
+// The variable holds one version and no staging labels: asking for any
+// stage but AWSCURRENT fails with an error wrapping ErrNoStages and
+// ErrNotFound.
+type Env struct {
+	// Name is the variable's name.
+	Name string
+}
+
+var _ Source = (*Env)(nil)
+
+// String names the source in logs and errors.
+func (e *Env) String() string { return "env" }
+
+// Fetch reads and parses the variable.
+func (e *Env) Fetch(_ context.Context, req Request) (*Secret, error) {
+	if req.Stage != "" && req.Stage != Current {
+		return nil, fmt.Errorf("environment variable %s: %w: %w: it holds a single value, there is no %s", e.Name, ErrNoStages, ErrNotFound, req.Stage)
+	}
+	v, ok := os.LookupEnv(e.Name)
+	switch {
+	case !ok:
+		return nil, fmt.Errorf("environment variable %s is not set (source=env reads the secret JSON from the variable the DSN names)", e.Name)
+	case strings.TrimSpace(v) == "":
+		return nil, fmt.Errorf("environment variable %s is empty (source=env reads the secret JSON from the variable the DSN names)", e.Name)
+	}
+	creds, err := ParseCredentials(e.Name, "", []byte(v))
+	if err != nil {
+		return nil, fmt.Errorf("environment variable %s: %w", e.Name, err)
+	}
+	return &Secret{ID: e.Name, Source: "env", Creds: creds}, nil
+}

@@ -1,0 +1,74 @@
+package credsource
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+)
+
+// maxSecretFile bounds a secret file; a secret is at most 64 KiB.
+const maxSecretFile = 1 << 20
+
+// File is the Source that reads the secret JSON from a file, such as the
+// one the Kubernetes Secrets Store CSI driver mounts and rewrites (through
+// a symlink swap) when the secret rotates. Each Fetch opens the path again,
+// so a forced refresh after a login failure sees the new file; the Cache
+// bounds how often that happens.
+//
+// A missing, unreadable or half-written file is an error naming the path;
+// the Cache then serves the last good value, if it has one.
+//
+// The file holds one version and no staging labels: asking for any stage
+// but AWSCURRENT fails with an error wrapping ErrNoStages and ErrNotFound.
+type File struct {
+	// Path is the file's path.
+	Path string
+}
+
+var _ Source = (*File)(nil)
+
+// String names the source in logs and errors.
+func (f *File) String() string { return "file" }
+
+// Fetch reads and parses the file.
+func (f *File) Fetch(_ context.Context, req Request) (*Secret, error) {
+	if req.Stage != "" && req.Stage != Current {
+		return nil, fmt.Errorf("secret file %s: %w: %w: it holds a single value, there is no %s", f.Path, ErrNoStages, ErrNotFound, req.Stage)
+	}
+	doc, err := readSecretFile(f.Path)
+	if err != nil {
+		return nil, err
+	}
+	creds, err := ParseCredentials(f.Path, "", doc)
+	if err != nil {
+		return nil, fmt.Errorf("secret file (half-written or not the RDS JSON format?): %w", err)
+	}
+	sec := &Secret{ID: f.Path, Source: "file", Creds: creds}
+	return sec, nil
+}
+
+// readSecretFile reads the whole file, refusing directories and files
+// larger than a secret can be.
+func readSecretFile(path string) ([]byte, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("secret file: %w (source=file reads the secret JSON from the path the DSN names)", err)
+	}
+	defer fh.Close()
+	st, err := fh.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("secret file: %w", err)
+	}
+	if st.IsDir() {
+		return nil, fmt.Errorf("secret file %s is a directory, not a file", path)
+	}
+	doc, err := io.ReadAll(io.LimitReader(fh, maxSecretFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("secret file %s: read: %w", path, err)
+	}
+	if len(doc) > maxSecretFile {
+		return nil, fmt.Errorf("secret file %s is larger than %d bytes: not a secret", path, maxSecretFile)
+	}
+	return doc, nil
+}
