@@ -5,9 +5,12 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"strconv"
 	"testing"
 
@@ -100,29 +103,45 @@ func (e *benchEnv) connector(b *testing.B) *rotatingmysql.Connector {
 	return c
 }
 
-// envReverse names the environment variable that makes every pair run
-// driver=rotatingmysql first. `go test -count N` runs each sub-benchmark N
-// times in a row, so scripts/bench.sh runs the binary N times instead and
-// alternates the order: neither driver always meets the warmer server.
-const envReverse = "ROTATINGMYSQL_BENCH_REVERSE"
+// envRounds names the environment variable that sets how many rounds each
+// benchmark runs (default 1). `go test -count N` would run each
+// sub-benchmark N times in a row, so that a burst of load from another
+// process lands on one driver only; rounds interleave the drivers instead,
+// each round running every pair back to back and alternating which driver
+// goes first. With several rounds each is a sub-benchmark round=N, which
+// `benchstat -ignore /round` folds together (scripts/bench.sh).
+const envRounds = "ROTATINGMYSQL_BENCH_ROUNDS"
+
+// rounds runs f once per round; reverse is true in the rounds where
+// driver=rotatingmysql runs first.
+func rounds(b *testing.B, f func(b *testing.B, reverse bool)) {
+	n, _ := strconv.Atoi(os.Getenv(envRounds))
+	if n <= 1 {
+		f(b, false)
+		return
+	}
+	width := len(strconv.Itoa(n))
+	for i := 1; i <= n; i++ {
+		b.Run(fmt.Sprintf("round=%0*d", width, i), func(b *testing.B) { f(b, i%2 == 0) })
+	}
+}
 
 // pair runs plain and rotating as the sub-benchmarks driver=plain and
-// driver=rotatingmysql, in the order envReverse asks for.
-func pair(b *testing.B, plain, rotating func(b *testing.B)) {
-	first, second := plain, rotating
-	names := [2]string{"driver=plain", "driver=rotatingmysql"}
-	if os.Getenv(envReverse) == "1" {
-		first, second = rotating, plain
-		names[0], names[1] = names[1], names[0]
+// driver=rotatingmysql, rotatingmysql first when reverse is true.
+func pair(b *testing.B, reverse bool, plain, rotating func(b *testing.B)) {
+	if reverse {
+		b.Run("driver=rotatingmysql", rotating)
+		b.Run("driver=plain", plain)
+		return
 	}
-	b.Run(names[0], first)
-	b.Run(names[1], second)
+	b.Run("driver=plain", plain)
+	b.Run("driver=rotatingmysql", rotating)
 }
 
 // drivers runs f as the sub-benchmarks driver=plain and
 // driver=rotatingmysql, each with its own warmed-up connector.
-func (e *benchEnv) drivers(b *testing.B, f func(b *testing.B, c driver.Connector)) {
-	pair(b, func(b *testing.B) {
+func (e *benchEnv) drivers(b *testing.B, reverse bool, f func(b *testing.B, c driver.Connector)) {
+	pair(b, reverse, func(b *testing.B) {
 		f(b, e.plainConnector(b, e.password))
 	}, func(b *testing.B) {
 		c := e.connector(b)
@@ -189,11 +208,24 @@ func (e *benchEnv) createItems(b *testing.B) {
 	db.Close()
 }
 
-// run runs q once per iteration, serially or from GOMAXPROCS goroutines.
+// run runs q once per iteration, serially or from GOMAXPROCS goroutines,
+// after a few untimed runs and a garbage collection, so that what the setup
+// left behind (for rotatingmysql, a new connector's SDK client and first
+// fetch) is not paid for during the timed runs.
 func run(b *testing.B, db *sql.DB, q benchQuery, parallel bool) {
 	b.ReportAllocs()
 	ctx := context.Background()
+	for range 10 {
+		if err := q.run(ctx, db); err != nil {
+			b.Fatal(err)
+		}
+	}
+	runtime.GC()
 	if parallel {
+		// RunParallel runs the whole sub-benchmark again for each b.N it
+		// tries, setup included: leave the setup out of the figures, as
+		// b.Loop does.
+		b.ResetTimer()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				if err := q.run(ctx, db); err != nil {
@@ -222,18 +254,20 @@ var modes = []struct {
 func BenchmarkPooledQuery(b *testing.B) {
 	e := newBenchEnv(b)
 	e.createItems(b)
-	for _, q := range []benchQuery{selectOne, selectRow} {
-		for _, m := range modes {
-			b.Run("query="+q.name+"/mode="+m.name, func(b *testing.B) {
-				e.drivers(b, func(b *testing.B, c driver.Connector) {
-					db := openDB(b, c)
-					db.SetMaxIdleConns(64)
-					mustPing(b, db)
-					run(b, db, q, m.parallel)
+	rounds(b, func(b *testing.B, reverse bool) {
+		for _, q := range []benchQuery{selectOne, selectRow} {
+			for _, m := range modes {
+				b.Run("query="+q.name+"/mode="+m.name, func(b *testing.B) {
+					e.drivers(b, reverse, func(b *testing.B, c driver.Connector) {
+						db := openDB(b, c)
+						db.SetMaxIdleConns(64)
+						mustPing(b, db)
+						run(b, db, q, m.parallel)
+					})
 				})
-			})
+			}
 		}
-	}
+	})
 }
 
 // BenchmarkNewConnection measures SELECT 1 on a new connection per query
@@ -241,20 +275,22 @@ func BenchmarkPooledQuery(b *testing.B) {
 // path.
 func BenchmarkNewConnection(b *testing.B) {
 	e := newBenchEnv(b)
-	for _, m := range modes {
-		b.Run("mode="+m.name, func(b *testing.B) {
-			e.drivers(b, func(b *testing.B, c driver.Connector) {
-				db := openDB(b, c)
-				db.SetMaxIdleConns(0)
-				mustPing(b, db)
-				calls := e.sm.Calls("GetSecretValue")
-				run(b, db, selectOne, m.parallel)
-				if n := e.sm.Calls("GetSecretValue") - calls; n != 0 {
-					b.Fatalf("%d GetSecretValue calls with a warm cache, want 0", n)
-				}
+	rounds(b, func(b *testing.B, reverse bool) {
+		for _, m := range modes {
+			b.Run("mode="+m.name, func(b *testing.B) {
+				e.drivers(b, reverse, func(b *testing.B, c driver.Connector) {
+					db := openDB(b, c)
+					db.SetMaxIdleConns(0)
+					mustPing(b, db)
+					calls := e.sm.Calls("GetSecretValue")
+					run(b, db, selectOne, m.parallel)
+					if n := e.sm.Calls("GetSecretValue") - calls; n != 0 {
+						b.Fatalf("%d GetSecretValue calls with a warm cache, want 0", n)
+					}
+				})
 			})
-		})
-	}
+		}
+	})
 }
 
 // BenchmarkConnect measures driver.Connector.Connect and Close without
@@ -262,16 +298,19 @@ func BenchmarkNewConnection(b *testing.B) {
 // rotatingmysql allocates per connection beyond the mysql driver.
 func BenchmarkConnect(b *testing.B) {
 	e := newBenchEnv(b)
-	e.drivers(b, func(b *testing.B, c driver.Connector) {
-		ctx := context.Background()
-		b.ReportAllocs()
-		for b.Loop() {
-			conn, err := c.Connect(ctx)
-			if err != nil {
-				b.Fatal(err)
+	rounds(b, func(b *testing.B, reverse bool) {
+		e.drivers(b, reverse, func(b *testing.B, c driver.Connector) {
+			ctx := context.Background()
+			b.ReportAllocs()
+			runtime.GC()
+			for b.Loop() {
+				conn, err := c.Connect(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				conn.Close()
 			}
-			conn.Close()
-		}
+		})
 	})
 }
 
@@ -288,102 +327,103 @@ func BenchmarkConnect(b *testing.B) {
 // Each iteration sets the scene with the timer stopped: a new connector
 // logged in with the old password, then the rotation.
 func BenchmarkRecovery(b *testing.B) {
-	for _, promoted := range []bool{false, true} {
-		name := "case=pending"
-		if promoted {
-			name = "case=promoted"
-		}
-		b.Run(name, func(b *testing.B) {
-			e := newBenchEnv(b)
-			rot := rotatingmysqltest.NewRotator(e.sm.Store(), e.arn, e.srv.Root(), rotatingmysqltest.SingleUser)
-			ctx := context.Background()
-			// rotate runs the rotation and returns the old and new passwords.
-			rotate := func(b *testing.B) (string, string) {
-				b.Helper()
-				old, err := e.sm.Store().GetSecretValue(e.arn, "", rotatingmysqltest.StageCurrent)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if promoted {
-					err = rot.Rotate(ctx)
-				} else {
-					err = rot.CreateSecret(ctx)
-					if err == nil {
-						err = rot.SetSecret(ctx)
-					}
-				}
-				if err != nil {
-					b.Fatal(err)
-				}
-				stage := rotatingmysqltest.StagePending
-				if promoted {
-					stage = rotatingmysqltest.StageCurrent
-				}
-				cur, err := e.sm.Store().GetSecretValue(e.arn, "", stage)
-				if err != nil {
-					b.Fatal(err)
-				}
-				return passwordOf(b, old.SecretString), passwordOf(b, cur.SecretString)
-			}
-			// reset makes the last new password the AWSCURRENT one with no
-			// rotation pending, as before any rotation.
-			reset := func(b *testing.B) {
-				b.Helper()
-				if !promoted {
-					if err := rot.FinishSecret(ctx); err != nil {
-						b.Fatal(err)
-					}
-				}
-			}
+	e := newBenchEnv(b)
+	rot := rotatingmysqltest.NewRotator(e.sm.Store(), e.arn, e.srv.Root(), rotatingmysqltest.SingleUser)
+	ctx := context.Background()
+	store := e.sm.Store()
 
-			pair(b, func(b *testing.B) {
-				b.ReportAllocs()
-				for b.Loop() {
-					b.StopTimer()
-					oldPW, newPW := rotate(b)
-					stale, fresh := e.plainConnector(b, oldPW), e.plainConnector(b, newPW)
-					b.StartTimer()
-					if _, err := stale.Connect(ctx); !retry.IsAuthError(err) {
-						b.Fatalf("login with the old password: %v, want 1045", err)
-					}
-					conn, err := fresh.Connect(ctx)
-					if err != nil {
-						b.Fatal(err)
-					}
-					b.StopTimer()
-					conn.Close()
-					reset(b)
-					b.StartTimer()
-				}
-			}, func(b *testing.B) {
-				b.ReportAllocs()
-				for b.Loop() {
-					b.StopTimer()
-					c := e.connector(b)
-					warm, err := c.Connect(ctx)
-					if err != nil {
-						b.Fatal(err)
-					}
-					warm.Close()
-					rotate(b)
-					refused := c.Stats().AuthRefused
-					b.StartTimer()
-					conn, err := c.Connect(ctx)
-					if err != nil {
-						b.Fatal(err)
-					}
-					b.StopTimer()
-					if c.Stats().AuthRefused == refused {
-						b.Fatal("Connect met no 1045: the scene was not set")
-					}
-					conn.Close()
-					c.Close()
-					reset(b)
-					b.StartTimer()
-				}
-			})
-		})
+	// rotate runs the rotation and returns the old and new passwords.
+	rotate := func(b *testing.B, promoted bool) (string, string) {
+		b.Helper()
+		old, err := store.GetSecretValue(e.arn, "", rotatingmysqltest.StageCurrent)
+		if err != nil {
+			b.Fatal(err)
+		}
+		stage := rotatingmysqltest.StagePending
+		if promoted {
+			stage = rotatingmysqltest.StageCurrent
+			err = rot.Rotate(ctx)
+		} else {
+			err = errors.Join(rot.CreateSecret(ctx), rot.SetSecret(ctx))
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		cur, err := store.GetSecretValue(e.arn, "", stage)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return passwordOf(b, old.SecretString), passwordOf(b, cur.SecretString)
 	}
+	// reset finishes a rotation left pending, so that the next iteration
+	// starts from AWSCURRENT = the database's password, as before any
+	// rotation.
+	reset := func(b *testing.B, promoted bool) {
+		b.Helper()
+		if promoted {
+			return
+		}
+		if err := rot.FinishSecret(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+
+	rounds(b, func(b *testing.B, reverse bool) {
+		for _, promoted := range []bool{false, true} {
+			name := "case=pending"
+			if promoted {
+				name = "case=promoted"
+			}
+			b.Run(name, func(b *testing.B) {
+				pair(b, reverse, func(b *testing.B) {
+					b.ReportAllocs()
+					for b.Loop() {
+						b.StopTimer()
+						oldPW, newPW := rotate(b, promoted)
+						stale, fresh := e.plainConnector(b, oldPW), e.plainConnector(b, newPW)
+						b.StartTimer()
+						if _, err := stale.Connect(ctx); !retry.IsAuthError(err) {
+							b.Fatalf("login with the old password: %v, want 1045", err)
+						}
+						conn, err := fresh.Connect(ctx)
+						if err != nil {
+							b.Fatal(err)
+						}
+						b.StopTimer()
+						conn.Close()
+						reset(b, promoted)
+						b.StartTimer()
+					}
+				}, func(b *testing.B) {
+					b.ReportAllocs()
+					for b.Loop() {
+						b.StopTimer()
+						c := e.connector(b)
+						warm, err := c.Connect(ctx)
+						if err != nil {
+							b.Fatal(err)
+						}
+						warm.Close()
+						rotate(b, promoted)
+						refused := c.Stats().AuthRefused
+						b.StartTimer()
+						conn, err := c.Connect(ctx)
+						if err != nil {
+							b.Fatal(err)
+						}
+						b.StopTimer()
+						if c.Stats().AuthRefused == refused {
+							b.Fatal("Connect met no 1045: the scene was not set")
+						}
+						conn.Close()
+						c.Close()
+						reset(b, promoted)
+						b.StartTimer()
+					}
+				})
+			})
+		}
+	})
 }
 
 // passwordOf returns the password field of a secret's JSON.

@@ -38,12 +38,16 @@ type CacheOptions struct {
 // use:
 //
 //   - Get returns the version with a stage, fetching it when older than the
-//     TTL.
+//     TTL. When it holds a good version, it waits for that fetch at most 1 s
+//     (and half of what remains of its context), then uses the version it
+//     holds: a slow source does not fail connections.
 //   - Refresh returns a version whose fetch began at or after a given time:
 //     a caller whose login failed at time t asks for news since t, and joins
 //     a fetch that is already under way rather than starting another.
 //   - At most one fetch per stage runs at a time (singleflight), and forced
-//     refreshes of a stage start at most once per MinRefreshInterval.
+//     refreshes of a stage start at most once per MinRefreshInterval; after
+//     failed fetches, not before 1, 2, then 4 intervals after the last
+//     failure ended.
 //   - When a fetch fails for any reason but ErrNotFound, the last good
 //     version is served (stale) and the error is kept for Stats.
 //
