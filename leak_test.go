@@ -184,7 +184,7 @@ func dialLoad(db *sql.DB, workers int, timeout time.Duration, sink *errorSink) (
 // every fmt verb.
 func TestNoPasswordInLogsOrErrors(t *testing.T) {
 	var logs leakLog
-	logger := slog.New(slog.NewMultiHandler(
+	logger := slog.New(teeHandler(
 		slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}),
 		slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}),
 	))

@@ -3,6 +3,7 @@ package rotatingmysql_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"slices"
 	"strings"
@@ -82,7 +83,7 @@ func TestLogThroughRotation(t *testing.T) {
 	rec := &logRecorder{}
 	var text, js logBuffer
 	opts := &slog.HandlerOptions{Level: slog.LevelDebug}
-	logger := slog.New(slog.NewMultiHandler(rec, slog.NewTextHandler(&text, opts), slog.NewJSONHandler(&js, opts)))
+	logger := slog.New(teeHandler(rec, slog.NewTextHandler(&text, opts), slog.NewJSONHandler(&js, opts)))
 
 	s := runRotationScript(t, b, nil, rotatingmysql.WithLogger(logger))
 	st := s.c.Stats()
@@ -199,4 +200,45 @@ func TestLogThroughRotation(t *testing.T) {
 	if testing.Verbose() {
 		t.Logf("text log:\n%s", text.String())
 	}
+}
+
+// teeHandler sends every record to each handler (slog.NewMultiHandler needs
+// Go 1.26; the module supports Go 1.24).
+func teeHandler(hs ...slog.Handler) slog.Handler { return tee(hs) }
+
+type tee []slog.Handler
+
+func (t tee) Enabled(ctx context.Context, l slog.Level) bool {
+	for _, h := range t {
+		if h.Enabled(ctx, l) {
+			return true
+		}
+	}
+	return false
+}
+
+func (t tee) Handle(ctx context.Context, r slog.Record) error {
+	var errs []error
+	for _, h := range t {
+		if h.Enabled(ctx, r.Level) {
+			errs = append(errs, h.Handle(ctx, r.Clone()))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (t tee) WithAttrs(as []slog.Attr) slog.Handler {
+	out := make(tee, len(t))
+	for i, h := range t {
+		out[i] = h.WithAttrs(as)
+	}
+	return out
+}
+
+func (t tee) WithGroup(name string) slog.Handler {
+	out := make(tee, len(t))
+	for i, h := range t {
+		out[i] = h.WithGroup(name)
+	}
+	return out
 }

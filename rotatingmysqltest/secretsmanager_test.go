@@ -538,7 +538,7 @@ func TestConcurrentUse(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan error, readers*reads+writes)
 	for range readers {
-		wg.Go(func() {
+		spawn(&wg, func() {
 			for range reads {
 				if _, err := c.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(arn)}); err != nil {
 					errs <- err
@@ -546,14 +546,14 @@ func TestConcurrentUse(t *testing.T) {
 			}
 		})
 	}
-	wg.Go(func() {
+	spawn(&wg, func() {
 		for range writes {
 			if _, err := c.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String(arn), SecretString: aws.String("v")}); err != nil {
 				errs <- err
 			}
 		}
 	})
-	wg.Go(func() {
+	spawn(&wg, func() {
 		for range writes {
 			sm.Fail("DescribeSecret", Fault{Type: "ThrottlingException", Times: 1})
 			sm.ClearFaults()
@@ -571,4 +571,14 @@ func TestConcurrentUse(t *testing.T) {
 	if vs, _ := sm.Store().ListVersions(arn); len(vs) != writes+1 {
 		t.Errorf("%d versions, want %d", len(vs), writes+1)
 	}
+}
+
+// spawn runs f in a goroutine counted by wg (sync.WaitGroup.Go needs Go 1.25;
+// the module supports Go 1.24).
+func spawn(wg *sync.WaitGroup, f func()) {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		f()
+	}()
 }

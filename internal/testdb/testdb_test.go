@@ -284,7 +284,7 @@ func TestConcurrentConnections(t *testing.T) {
 	errs := make(chan error, n)
 	hold := make(chan struct{})
 	for range n {
-		wg.Go(func() {
+		spawn(&wg, func() {
 			conn, err := pool.Conn(ctx)
 			if err != nil {
 				errs <- err
@@ -359,4 +359,14 @@ func TestUniqueName(t *testing.T) {
 	if long := testdb.UniqueName(string(make([]byte, 100))); len(long) > 64 {
 		t.Errorf("UniqueName(100-byte prefix) is %d bytes, longer than 64", len(long))
 	}
+}
+
+// spawn runs f in a goroutine counted by wg (sync.WaitGroup.Go needs Go 1.25;
+// the module supports Go 1.24).
+func spawn(wg *sync.WaitGroup, f func()) {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		f()
+	}()
 }
