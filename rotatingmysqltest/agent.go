@@ -77,13 +77,9 @@ func (r AgentRequest) UnknownParams() []string {
 type Agent struct {
 	store *Store
 	token string
-	srv   *http.Server
-	addr  string
+	net   *switchable
 
 	mu         sync.Mutex
-	ln         net.Listener // nil while stopped or closed
-	closed     bool
-	conns      map[net.Conn]struct{}
 	log        []AgentRequest
 	storeReads int
 	ttl        time.Duration
@@ -110,50 +106,25 @@ func NewAgentAt(store *Store, token, addr string) (*Agent, error) {
 	if token == "" {
 		return nil, errors.New("rotatingmysqltest: the agent needs a token")
 	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
+	a := &Agent{store: store, token: token, ttl: DefaultAgentTTL, cache: make(map[agentKey]agentEntry)}
+	var err error
+	if a.net, err = listen("Agent", addr, a); err != nil {
 		return nil, err
 	}
-	a := &Agent{
-		store: store, token: token, addr: ln.Addr().String(), ttl: DefaultAgentTTL,
-		conns: make(map[net.Conn]struct{}), cache: make(map[agentKey]agentEntry),
-	}
-	a.srv = &http.Server{Handler: a, ConnState: a.trackConn, ReadHeaderTimeout: 10 * time.Second}
-	a.serve(ln)
 	return a, nil
-}
-
-func (a *Agent) serve(ln net.Listener) {
-	a.ln = ln
-	go a.srv.Serve(ln)
-}
-
-func (a *Agent) trackConn(c net.Conn, st http.ConnState) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	switch st {
-	case http.StateNew:
-		if a.ln == nil {
-			c.Close() // accepted just before the listener went down
-			return
-		}
-		a.conns[c] = struct{}{}
-	case http.StateClosed, http.StateHijacked:
-		delete(a.conns, c)
-	}
 }
 
 // URL returns the agent's base URL, such as "http://127.0.0.1:41234". It
 // stays the same across Stop and Start.
-func (a *Agent) URL() string { return "http://" + a.addr }
+func (a *Agent) URL() string { return "http://" + a.net.addr }
 
 // Addr returns the agent's address, host:port.
-func (a *Agent) Addr() string { return a.addr }
+func (a *Agent) Addr() string { return a.net.addr }
 
 // Port returns the agent's port, the value for
 // PARAMETERS_SECRETS_EXTENSION_HTTP_PORT.
 func (a *Agent) Port() string {
-	_, port, _ := net.SplitHostPort(a.addr)
+	_, port, _ := net.SplitHostPort(a.net.addr)
 	return port
 }
 
@@ -179,49 +150,23 @@ func (a *Agent) Env() map[string]string {
 // and open connections (idle keep-alive ones included) are closed. Its cache
 // is lost.
 func (a *Agent) Stop() error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.closed {
-		return errors.New("rotatingmysqltest: Stop on a closed Agent")
+	changed, err := a.net.setDown(true)
+	if changed {
+		a.mu.Lock()
+		clear(a.cache)
+		a.mu.Unlock()
 	}
-	if a.ln == nil {
-		return nil
-	}
-	err := a.ln.Close()
-	a.ln = nil
-	for c := range a.conns {
-		c.Close()
-	}
-	clear(a.conns)
-	clear(a.cache)
 	return err
 }
 
 // Start listens again on the same address after Stop, with an empty cache.
 func (a *Agent) Start() error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.closed {
-		return errors.New("rotatingmysqltest: Start on a closed Agent")
-	}
-	if a.ln != nil {
-		return nil
-	}
-	ln, err := net.Listen("tcp", a.addr)
-	if err != nil {
-		return err
-	}
-	a.serve(ln)
-	return nil
+	_, err := a.net.setDown(false)
+	return err
 }
 
 // Close stops the agent for good.
-func (a *Agent) Close() error {
-	a.mu.Lock()
-	a.closed, a.ln = true, nil
-	a.mu.Unlock()
-	return a.srv.Close()
-}
+func (a *Agent) Close() error { return a.net.close() }
 
 // SetTTL sets how long the agent serves a secret from its cache; 0 turns
 // the cache off.
@@ -477,7 +422,7 @@ func (a *Agent) fetch(q agentQuery) (int, []byte) {
 		return http.StatusInternalServerError, agentErrorBody("InternalFailure", "")
 	}
 	a.mu.Lock()
-	if a.ttl > 0 && a.ln != nil {
+	if a.ttl > 0 && a.net.up() {
 		a.cache[key] = agentEntry{body: body, fetched: now}
 	}
 	a.mu.Unlock()

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -62,13 +61,9 @@ type Fault struct {
 // a new client per test, or ratelimit.None.
 type SecretsManager struct {
 	store *Store
-	srv   *http.Server
-	addr  string
+	net   *switchable
 
 	mu         sync.Mutex
-	ln         net.Listener // nil while down or closed
-	closed     bool
-	conns      map[net.Conn]struct{}
 	calls      map[string]int
 	stageCalls map[string]int
 	total      int
@@ -81,80 +76,32 @@ func NewSecretsManager() (*SecretsManager, error) { return NewSecretsManagerWith
 // NewSecretsManagerWithStore starts an emulator serving store, which other
 // fakes may share.
 func NewSecretsManagerWithStore(store *Store) (*SecretsManager, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
 	s := &SecretsManager{
-		store: store, addr: ln.Addr().String(), conns: make(map[net.Conn]struct{}),
+		store: store,
 		calls: make(map[string]int), stageCalls: make(map[string]int), faults: make(map[string]Fault),
 	}
-	s.srv = &http.Server{Handler: s, ConnState: s.trackConn, ReadHeaderTimeout: 10 * time.Second}
-	s.serve(ln)
-	return s, nil
-}
-
-func (s *SecretsManager) serve(ln net.Listener) {
-	s.ln = ln
-	go s.srv.Serve(ln)
-}
-
-func (s *SecretsManager) trackConn(c net.Conn, st http.ConnState) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	switch st {
-	case http.StateNew:
-		if s.ln == nil {
-			c.Close() // accepted just before the listener went down
-			return
-		}
-		s.conns[c] = struct{}{}
-	case http.StateClosed, http.StateHijacked:
-		delete(s.conns, c)
+	var err error
+	if s.net, err = listen("SecretsManager", "127.0.0.1:0", s); err != nil {
+		return nil, err
 	}
+	return s, nil
 }
 
 // URL returns the emulator's base URL, such as "http://127.0.0.1:41234". It
 // stays the same across SetDown.
-func (s *SecretsManager) URL() string { return "http://" + s.addr }
+func (s *SecretsManager) URL() string { return "http://" + s.net.addr }
 
 // Store returns the Store the emulator serves.
 func (s *SecretsManager) Store() *Store { return s.store }
 
 // Close stops the emulator and closes its connections.
-func (s *SecretsManager) Close() error {
-	s.mu.Lock()
-	s.closed, s.ln = true, nil
-	s.mu.Unlock()
-	return s.srv.Close()
-}
+func (s *SecretsManager) Close() error { return s.net.close() }
 
 // SetDown with true closes the listener, so new connections are refused, and
 // closes the open ones, idle keep-alive connections included. With false it
 // listens again on the same address.
 func (s *SecretsManager) SetDown(down bool) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return errors.New("rotatingmysqltest: SetDown on a closed SecretsManager")
-	}
-	if down == (s.ln == nil) {
-		return nil
-	}
-	if !down {
-		ln, err := net.Listen("tcp", s.addr)
-		if err != nil {
-			return err
-		}
-		s.serve(ln)
-		return nil
-	}
-	err := s.ln.Close()
-	s.ln = nil
-	for c := range s.conns {
-		c.Close()
-	}
-	clear(s.conns)
+	_, err := s.net.setDown(down)
 	return err
 }
 
