@@ -12,7 +12,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"strconv"
-	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -254,10 +253,9 @@ type exampleStage struct {
 // the AWS and agent environment variables at them until Close. Examples
 // run one at a time, after the tests, so setting the environment is safe.
 func setUpExample() *exampleStage {
-	var tb exampleTB
-	srv := testdb.Require(&tb)
-	if srv == nil {
-		log.Fatalf("the Examples need the MariaDB server that TestMain starts: %s", tb.reason)
+	srv, err := testdb.Shared()
+	if err != nil {
+		log.Fatalf("the Examples need the MariaDB server that TestMain starts: %v", err)
 	}
 	ctx := context.Background()
 	s := &exampleStage{srv: srv, user: testdb.UniqueName("ex"), db: testdb.UniqueName("exdb"), env: map[string]*string{}}
@@ -355,15 +353,3 @@ func (s *exampleStage) Close() {
 		log.Print(err)
 	}
 }
-
-// exampleTB lets setUpExample, which has no *testing.T, ask testdb for the
-// server: testdb.Require calls only the methods below.
-type exampleTB struct {
-	testing.TB // nil
-	reason     string
-}
-
-func (t *exampleTB) Helper()                        {}
-func (t *exampleTB) Fatal(args ...any)              { t.reason = fmt.Sprint(args...) }
-func (t *exampleTB) Fatalf(format string, a ...any) { t.reason = fmt.Sprintf(format, a...) }
-func (t *exampleTB) Skip(args ...any)               { t.reason = fmt.Sprint(args...) }

@@ -10,7 +10,6 @@ import (
 	"os"
 	"slices"
 	"strconv"
-	"testing"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -263,10 +262,9 @@ type exampleStage struct {
 // environment variables at the emulator until Close. Examples run one at a
 // time, after the tests, so setting the environment is safe.
 func setUpExample() *exampleStage {
-	var tb exampleTB
-	srv := testdb.Require(&tb)
-	if srv == nil {
-		log.Fatalf("the Examples need the MariaDB server that TestMain starts: %s", tb.reason)
+	srv, err := testdb.Shared()
+	if err != nil {
+		log.Fatalf("the Examples need the MariaDB server that TestMain starts: %v", err)
 	}
 	s := &exampleStage{srv: srv, User: testdb.UniqueName("ex"), db: testdb.UniqueName("exdb"), env: map[string]*string{}}
 	password := "example-Password-1"
@@ -325,15 +323,3 @@ func (s *exampleStage) Close() {
 		log.Print(err)
 	}
 }
-
-// exampleTB lets setUpExample, which has no *testing.T, ask testdb for the
-// server: testdb.Require calls only the methods below.
-type exampleTB struct {
-	testing.TB // nil
-	reason     string
-}
-
-func (t *exampleTB) Helper()                        {}
-func (t *exampleTB) Fatal(args ...any)              { t.reason = fmt.Sprint(args...) }
-func (t *exampleTB) Fatalf(format string, a ...any) { t.reason = fmt.Sprintf(format, a...) }
-func (t *exampleTB) Skip(args ...any)               { t.reason = fmt.Sprint(args...) }

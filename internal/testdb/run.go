@@ -97,6 +97,20 @@ func Require(t testing.TB) *Server {
 	return nil
 }
 
+// Shared returns the server started by [Run], or an error saying why there
+// is none. It is for code without a *testing.T, such as Example functions;
+// tests use [Require].
+func Shared() (*Server, error) {
+	switch {
+	case shared != nil:
+		return shared, nil
+	case !ran:
+		return nil, errors.New("testdb: no server: TestMain must call testdb.Run")
+	default:
+		return nil, errors.New("testdb: " + skipReason)
+	}
+}
+
 // InCI reports whether the environment variable CI is true, as CI systems
 // set it. In CI, a missing server fails the tests instead of skipping them.
 func InCI() bool {
