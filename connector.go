@@ -50,7 +50,6 @@ type Connector struct {
 	good atomic.Pointer[version] // the version that last logged in
 
 	authRefused, pendingUsed, recovered, gaveUp atomic.Uint64
-	fetched                                     sourceCounts // versions fetched, by source
 }
 
 var _ driver.Connector = (*Connector)(nil)
@@ -102,7 +101,7 @@ func NewConnector(cfg *Config) (*Connector, error) {
 		log:      log,
 		versions: make(map[verKey]*version, 4),
 	}
-	c.cache = credsource.NewCache(countingSource{src, &c.fetched}, credsource.CacheOptions{TTL: cfg.TTL, Logger: log})
+	c.cache = credsource.NewCache(src, credsource.CacheOptions{TTL: cfg.TTL, Logger: log})
 	return c, nil
 }
 

@@ -1,9 +1,6 @@
 package rotatingmysql
 
 import (
-	"context"
-	"maps"
-	"sync"
 	"time"
 
 	"github.com/rotatingmysql/rotatingmysql/credsource"
@@ -61,7 +58,7 @@ func (c *Connector) Stats() Stats {
 	cs := c.cache.Stats()
 	s := Stats{
 		Fetches:         cs.Fetches,
-		FetchesBySource: c.fetched.snapshot(),
+		FetchesBySource: cs.BySource,
 		FetchErrors:     cs.FetchErrors,
 		CacheHits:       cs.Hits,
 		CacheMisses:     cs.Misses,
@@ -79,48 +76,4 @@ func (c *Connector) Stats() Stats {
 		s.CurrentVersionID, s.CurrentStage = m.secret.VersionID, m.stage
 	}
 	return s
-}
-
-// countingSource stands between the cache and the configured source and
-// counts the versions fetched by the source that returned them.
-type countingSource struct {
-	credsource.Source
-	counts *sourceCounts
-}
-
-// Fetch fetches from the wrapped source and counts a success.
-func (s countingSource) Fetch(ctx context.Context, req credsource.Request) (*credsource.Secret, error) {
-	sec, err := s.Source.Fetch(ctx, req)
-	if err == nil && sec != nil {
-		s.counts.add(sec.Source)
-	}
-	return sec, err
-}
-
-// sourceCounts counts fetched versions by source name.
-type sourceCounts struct {
-	mu sync.Mutex
-	n  map[string]uint64
-}
-
-func (s *sourceCounts) add(name string) {
-	if name == "" {
-		name = "unnamed"
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.n == nil {
-		s.n = make(map[string]uint64, 2)
-	}
-	s.n[name]++
-}
-
-func (s *sourceCounts) snapshot() map[string]uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := maps.Clone(s.n)
-	if out == nil {
-		out = map[string]uint64{}
-	}
-	return out
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,8 +61,9 @@ type Cache struct {
 	log    *slog.Logger
 	flight singleflight.Group
 
-	mu      sync.Mutex
-	entries map[Stage]*entry
+	mu       sync.Mutex
+	entries  map[Stage]*entry
+	bySource map[string]uint64 // versions fetched, by Secret.Source
 
 	hits, misses, coalesced, stale, fetchErrs atomic.Uint64
 }
@@ -92,7 +94,7 @@ func NewCache(src Source, opts CacheOptions) *Cache {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Cache{src: src, opts: opts, log: log, entries: make(map[Stage]*entry, 2)}
+	return &Cache{src: src, opts: opts, log: log, entries: make(map[Stage]*entry, 2), bySource: make(map[string]uint64, 2)}
 }
 
 // Source returns the source the cache stands in front of.
@@ -261,6 +263,11 @@ func (c *Cache) fetch(ctx context.Context, stage Stage, since time.Time, force b
 	switch {
 	case err == nil:
 		e.val = val
+		name := val.Source
+		if name == "" {
+			name = "unnamed"
+		}
+		c.bySource[name]++
 		c.log.LogAttrs(ctx, slog.LevelDebug, "rotatingmysql: secret fetched",
 			slog.String("secret", val.ID), slog.String("source", val.Source), slog.String("stage", string(stage)),
 			slog.String("version_id", val.VersionID), slog.Duration("latency", took),
@@ -287,14 +294,15 @@ func (c *Cache) fetch(ctx context.Context, stage Stage, since time.Time, force b
 
 // CacheStats counts what a Cache has done since it was made.
 type CacheStats struct {
-	Hits        uint64           // Get calls served from memory
-	Misses      uint64           // Get calls that needed a fetch (TTL expired or first use)
-	Coalesced   uint64           // waits that shared another caller's fetch
-	Fetches     map[Stage]uint64 // fetches made, by stage
-	FetchErrors uint64           // fetches that failed (not counting not-found answers)
-	StaleServed uint64           // failed fetches answered with the last good version
-	LastFetch   time.Time        // when the latest fetch of any stage began
-	LastError   error            // the latest fetch error of any stage, nil after a success
+	Hits        uint64            // Get calls served from memory
+	Misses      uint64            // Get calls that needed a fetch (TTL expired or first use)
+	Coalesced   uint64            // waits that shared another caller's fetch
+	Fetches     map[Stage]uint64  // fetches made, by stage
+	BySource    map[string]uint64 // versions fetched, by the source that returned them (Secret.Source)
+	FetchErrors uint64            // fetches that failed (not counting not-found answers)
+	StaleServed uint64            // failed fetches answered with the last good version
+	LastFetch   time.Time         // when the latest fetch of any stage began
+	LastError   error             // the latest fetch error of any stage, nil after a success
 }
 
 // Stats returns a snapshot of the cache's counters.
@@ -306,6 +314,7 @@ func (c *Cache) Stats() CacheStats {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	s.BySource = maps.Clone(c.bySource)
 	var lastErrAt time.Time
 	for st, e := range c.entries {
 		s.Fetches[st] = e.fetches

@@ -27,8 +27,8 @@ func (e *Env) String() string { return "env" }
 
 // Fetch reads and parses the variable.
 func (e *Env) Fetch(_ context.Context, req Request) (*Secret, error) {
-	if req.Stage != "" && req.Stage != Current {
-		return nil, fmt.Errorf("environment variable %s: %w: %w: it holds a single value, there is no %s", e.Name, ErrNoStages, ErrNotFound, req.Stage)
+	if err := singleVersion("environment variable "+e.Name, req.Stage); err != nil {
+		return nil, err
 	}
 	v, ok := os.LookupEnv(e.Name)
 	switch {
@@ -42,4 +42,14 @@ func (e *Env) Fetch(_ context.Context, req Request) (*Secret, error) {
 		return nil, fmt.Errorf("environment variable %s: %w", e.Name, err)
 	}
 	return &Secret{ID: e.Name, Source: "env", Creds: creds}, nil
+}
+
+// singleVersion is the answer of a source that holds one value (env, file)
+// to a request for any stage but AWSCURRENT: an error wrapping ErrNoStages
+// and ErrNotFound, so that the cache takes it for an answer, not a fault.
+func singleVersion(what string, stage Stage) error {
+	if stage == "" || stage == Current {
+		return nil
+	}
+	return fmt.Errorf("%s: %w: %w: it holds a single value, there is no %s", what, ErrNoStages, ErrNotFound, stage)
 }

@@ -33,8 +33,8 @@ func (f *File) String() string { return "file" }
 
 // Fetch reads and parses the file.
 func (f *File) Fetch(_ context.Context, req Request) (*Secret, error) {
-	if req.Stage != "" && req.Stage != Current {
-		return nil, fmt.Errorf("secret file %s: %w: %w: it holds a single value, there is no %s", f.Path, ErrNoStages, ErrNotFound, req.Stage)
+	if err := singleVersion("secret file "+f.Path, req.Stage); err != nil {
+		return nil, err
 	}
 	doc, err := readSecretFile(f.Path)
 	if err != nil {
