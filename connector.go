@@ -10,75 +10,43 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/rotatingmysql/rotatingmysql/credsource"
+	"github.com/rotatingmysql/rotatingmysql/internal/ledger"
 	"github.com/rotatingmysql/rotatingmysql/retry"
 )
 
-// refusedQuarantine is how long a version the server refused (1045) is not
-// dialed again while nothing newer is known. Servers count failed logins per
-// account (MariaDB max_password_errors, MySQL FAILED_LOGIN_ATTEMPTS); the
-// quarantine keeps a secret that is wrong everywhere from locking the
-// account, while still noticing, a minute later, that an operator has fixed
-// the password on the server.
-const refusedQuarantine = time.Minute
-
-// maxVersions bounds the versions a connector remembers.
-const maxVersions = 8
-
 // Connector is the rotatingmysql driver.Connector. It fetches credentials
 // through a cached source, dials through go-sql-driver/mysql, and absorbs
-// MySQL error 1045 during a password rotation. Use it with sql.OpenDB; it is
-// safe for concurrent use.
+// MySQL error 1045 during a password rotation. Which version of the secret
+// it dials is decided by a ledger of evidence (internal/ledger): what the
+// source labels each version, and which logins the server accepted or
+// refused. Use it with sql.OpenDB; it is safe for concurrent use.
 type Connector struct {
-	cfg   *Config
-	src   credsource.Source
-	cache *credsource.Cache
-	log   *slog.Logger
+	cfg    *Config
+	src    credsource.Source
+	cache  *credsource.Cache
+	ledger *ledger.Ledger[*version]
+	log    *slog.Logger
 
-	mu       sync.Mutex
-	versions map[verKey]*version
-	lastSec  *credsource.Secret // memo of the last AWSCURRENT resolved
-	lastVer  *version
-
-	good atomic.Pointer[version] // the version that last logged in
+	lastSec atomic.Pointer[credsource.Secret] // the last AWSCURRENT given to the ledger
 
 	authRefused, pendingUsed, recovered, gaveUp atomic.Uint64
 }
 
 var _ driver.Connector = (*Connector)(nil)
 
-// verKey identifies a version by a hash of what it logs in with, so that the
-// same credentials fetched twice (or under two stages) are one version.
-type verKey [sha256.Size]byte
-
 // version is one set of credentials with its own mysql connector.
 type version struct {
-	key      verKey
-	meta     atomic.Pointer[verMeta] // replaced when the version is fetched again
-	mysql    driver.Connector
-	failedAt atomic.Int64 // unix nanoseconds of the last 1045; 0 when not refused since its last login
-	// refusedAt is when the connector last recorded a 1045 for the
-	// version (unix nanoseconds): a login that began earlier proves nothing.
-	refusedAt atomic.Int64
-	lastErr   atomic.Pointer[mysql.MySQLError]
+	key     ledger.Key
+	mysql   driver.Connector
+	secret  atomic.Pointer[credsource.Secret] // the latest fetch of it
+	lastErr atomic.Pointer[mysql.MySQLError]  // the server's last 1045 for it
 }
-
-// verMeta is what the latest fetch said of a version.
-type verMeta struct {
-	secret *credsource.Secret
-	stage  credsource.Stage // the stage it was fetched as; Current wins
-}
-
-func (v *version) refused() bool { return v.failedAt.Load() != 0 }
-
-func (v *version) info() *verMeta { return v.meta.Load() }
 
 // NewConnector returns a connector for cfg. It validates cfg and does no
 // network I/O: the first fetch happens on the first connection.
@@ -96,10 +64,13 @@ func NewConnector(cfg *Config) (*Connector, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	c := &Connector{
-		cfg:      cfg,
-		src:      src,
-		log:      log,
-		versions: make(map[verKey]*version, 4),
+		cfg: cfg,
+		src: src,
+		log: log,
+		ledger: ledger.New[*version](ledger.Options{
+			Hold:    cfg.RefusedHold,
+			MaxHold: max(cfg.TTL, cfg.RefusedHold),
+		}),
 	}
 	c.cache = credsource.NewCache(src, credsource.CacheOptions{TTL: cfg.TTL, Logger: log})
 	return c, nil
@@ -125,75 +96,63 @@ func (c *Connector) Close() error {
 	return nil
 }
 
-// Connect opens a connection with the cached AWSCURRENT credentials (or the
-// version that last logged in, during a rotation) and recovers from 1045 by
-// refreshing AWSCURRENT and trying AWSPENDING. The connection returned is
+// Connect opens a connection with the version the ledger picks: the cached
+// AWSCURRENT, or the version that last logged in during a rotation. On 1045
+// it refreshes the secret, tries AWSPENDING and what is new, within
+// maxLoginAttempts and retryTimeout. The connection returned is
 // go-sql-driver/mysql's own, so the query path is the mysql driver's.
 func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
-	sec, err := c.cache.Get(ctx, credsource.Current)
-	if err != nil {
-		return nil, c.fetchError(credsource.Current, err)
-	}
-	v, err := c.pick(sec)
-	if err != nil {
-		return nil, err
-	}
-	if v == nil {
-		// Every version known was refused moments ago: wait for news
-		// rather than spend another failed login on them.
-		return c.recover(ctx, nil, nil)
-	}
-	start := time.Now()
-	conn, err := v.mysql.Connect(ctx)
-	if err == nil {
-		c.succeeded(v, start)
-		return conn, nil
-	}
-	if !retry.IsAuthError(err) {
-		return nil, err
-	}
-	c.refuse(v, err, start)
-	return c.recover(ctx, v, err)
-}
-
-// pick chooses the version to dial for the AWSCURRENT secret sec: sec
-// itself unless the server refused it, else the version that last logged in
-// (the AWSPENDING of a rotation stuck before finishSecret). nil means every
-// known version was refused less than refusedQuarantine ago.
-func (c *Connector) pick(sec *credsource.Secret) (*version, error) {
-	c.mu.Lock()
-	v := c.lastVer
-	if sec != c.lastSec {
-		var err error
-		if v, err = c.resolveLocked(sec, credsource.Current); err != nil {
-			c.mu.Unlock()
-			return nil, err
+	// The fast path: a cached AWSCURRENT and a proven version, one dial, no
+	// allocation of its own.
+	if sec, ok := c.cache.Cached(credsource.Current); ok {
+		if sec != c.lastSec.Load() {
+			if err := c.observe(credsource.Current, sec); err != nil {
+				return nil, err
+			}
 		}
-		c.lastSec, c.lastVer = sec, v
+		if d := c.ledger.Decide(time.Now()); d.Kind == ledger.Dial {
+			conn, err := c.dial(ctx, d.Ticket)
+			if err == nil || !retry.IsAuthError(err) && !d.Ticket.Claim {
+				return conn, err
+			}
+			return c.recover(ctx, d.Ticket, err)
+		}
 	}
-	c.mu.Unlock()
-	failedAt := v.failedAt.Load()
-	if failedAt == 0 {
-		return v, nil
-	}
-	if g := c.good.Load(); g != nil && g != v && !g.refused() {
-		return g, nil
-	}
-	if time.Since(time.Unix(0, failedAt)) >= refusedQuarantine {
-		return v, nil
-	}
-	return nil, nil
+	return c.recover(ctx, ledger.Ticket[*version]{}, nil)
 }
 
-// resolveLocked returns the version for a fetched secret, making its mysql
-// connector the first time those credentials are seen. c.mu must be held.
-func (c *Connector) resolveLocked(sec *credsource.Secret, stage credsource.Stage) (*version, error) {
+// observe gives the ledger what the source labels stage: sec, resolved to
+// its version (made the first time those credentials are seen).
+func (c *Connector) observe(stage credsource.Stage, sec *credsource.Secret) error {
+	key, acct, mc, err := c.resolve(sec)
+	if err != nil {
+		return err
+	}
+	v, ok := c.ledger.Version(key)
+	if !ok {
+		conn, err := mysql.NewConnector(mc)
+		if err != nil {
+			return fmt.Errorf("rotatingmysql: secret %q: mysql configuration: %w", sec.ID, err)
+		}
+		v = &version{key: key, mysql: conn}
+	}
+	v.secret.Store(sec)
+	c.ledger.Observe(ledger.Stage(stage), key, acct, v, time.Now())
+	if stage == credsource.Current {
+		c.lastSec.Store(sec)
+	}
+	return nil
+}
+
+// resolve returns the key, the account and the mysql configuration of the
+// credentials in sec, with the DSN's host, port and database overrides.
+func (c *Connector) resolve(sec *credsource.Secret) (ledger.Key, ledger.Account, *mysql.Config, error) {
 	host := c.cfg.Host
 	if host == "" {
 		host = sec.Creds.Host
 	}
 	if host == "" {
-		return nil, fmt.Errorf("rotatingmysql: secret %q (version %s) has no host (RDS-managed rds!... secrets hold only username and password): add host=... to the DSN",
+		return ledger.Key{}, "", nil, fmt.Errorf("rotatingmysql: secret %q (version %s) has no host (RDS-managed rds!... secrets hold only username and password): add host=... to the DSN",
 			sec.ID, sec.VersionID)
 	}
 	port := c.cfg.Port
@@ -207,217 +166,196 @@ func (c *Connector) resolveLocked(sec *credsource.Secret, stage credsource.Stage
 	if dbname == "" {
 		dbname = sec.Creds.DBName
 	}
+	addr := net.JoinHostPort(host, strconv.Itoa(port))
 	h := sha256.New()
-	for _, s := range []string{sec.Creds.Username, sec.Creds.Password, host, strconv.Itoa(port), dbname} {
+	for _, s := range []string{sec.Creds.Username, sec.Creds.Password, addr, dbname} {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
 	}
-	var key verKey
+	var key ledger.Key
 	h.Sum(key[:0])
-	if v, ok := c.versions[key]; ok {
-		if m := v.info(); m.secret != sec && (stage == credsource.Current || m.stage != credsource.Current) {
-			v.meta.Store(&verMeta{secret: sec, stage: stage})
-		}
-		return v, nil
-	}
 	mc := c.cfg.MySQL.Clone()
 	mc.User = sec.Creds.Username
 	mc.Passwd = sec.Creds.Password
 	mc.Net = "tcp"
-	mc.Addr = net.JoinHostPort(host, strconv.Itoa(port))
+	mc.Addr = addr
 	mc.DBName = dbname
-	conn, err := mysql.NewConnector(mc)
-	if err != nil {
-		return nil, fmt.Errorf("rotatingmysql: secret %q: mysql configuration: %w", sec.ID, err)
-	}
-	v := &version{key: key, mysql: conn}
-	v.meta.Store(&verMeta{secret: sec, stage: stage})
-	if len(c.versions) >= maxVersions {
-		for k, old := range c.versions {
-			if old != c.lastVer && old != c.good.Load() {
-				delete(c.versions, k)
-			}
-		}
-	}
-	c.versions[key] = v
-	return v, nil
+	return key, ledger.Account(sec.Creds.Username + "@" + addr), mc, nil
 }
 
-// succeeded records that v logged in with a login that began at start.
-func (c *Connector) succeeded(v *version, start time.Time) {
-	if r := v.refusedAt.Load(); r != 0 && start.UnixNano() <= r {
-		// The login began before the server's 1045 for v was recorded:
-		// the server may have checked it before the password changed.
-		// It neither clears the refusal nor makes v the version to use,
-		// else every dialer would try the old password again
-		// (TestCountRotationUnderLoad).
-		return
-	}
-	if v.failedAt.Load() != 0 {
-		v.failedAt.Store(0)
-	}
-	for {
-		old := c.good.Load()
-		if old == v {
-			return
+// dial makes the login the ledger allowed and reports its outcome.
+func (c *Connector) dial(ctx context.Context, t ledger.Ticket[*version]) (driver.Conn, error) {
+	v := t.Payload()
+	conn, err := v.mysql.Connect(ctx)
+	switch {
+	case err == nil:
+		if c.ledger.Report(t, ledger.Accepted, time.Now()) {
+			c.switched(v)
 		}
-		// Compare-and-swap so that a switch made by several connections
-		// at once is counted and logged once.
-		if !c.good.CompareAndSwap(old, v) {
-			continue
-		}
-		if m := v.info(); m.stage == credsource.Pending {
-			c.pendingUsed.Add(1)
-			c.log.LogAttrs(context.Background(), slog.LevelInfo, "rotatingmysql: using AWSPENDING: the database has the new password, AWSCURRENT not yet",
-				slog.String("secret", m.secret.ID), slog.String("stage", string(m.stage)),
-				slog.String("version_id", m.secret.VersionID), slog.String("user", m.secret.Creds.Username))
-		}
-		return
+	case retry.IsAuthError(err):
+		already := c.ledger.Refused(v.key)
+		c.ledger.Report(t, ledger.Refused, time.Now())
+		c.refused(v, err, already)
+	default:
+		c.ledger.Report(t, ledger.Failed, time.Now())
 	}
+	return conn, err
 }
 
-// refuse records that the server answered 1045 to v for a login that
-// started at start.
-func (c *Connector) refuse(v *version, err error, start time.Time) {
+// switched logs and counts a change of the version new connections use.
+func (c *Connector) switched(v *version) {
+	if c.ledger.LabelOf(v.key) != ledger.Pending {
+		return
+	}
+	c.pendingUsed.Add(1)
+	sec := v.secret.Load()
+	c.log.LogAttrs(context.Background(), slog.LevelInfo, "rotatingmysql: using AWSPENDING: the database has the new password, AWSCURRENT not yet",
+		slog.String("secret", sec.ID), slog.String("stage", string(credsource.Pending)),
+		slog.String("version_id", sec.VersionID), slog.String("user", sec.Creds.Username))
+}
+
+// refused records the server's 1045 for v; already says the version was
+// held back when it came (a dial that was in flight, or a probe).
+func (c *Connector) refused(v *version, err error, already bool) {
 	c.authRefused.Add(1)
 	var me *mysql.MySQLError
 	if errors.As(err, &me) {
 		v.lastErr.Store(me)
 	}
-	known := v.failedAt.Swap(start.UnixNano()) != 0
-	storeLater(&v.refusedAt, time.Now().UnixNano())
-	m := v.info()
+	sec := v.secret.Load()
 	c.log.LogAttrs(context.Background(), slog.LevelInfo, "rotatingmysql: login refused (1045)",
-		slog.String("secret", m.secret.ID), slog.String("stage", string(m.stage)),
-		slog.String("version_id", m.secret.VersionID), slog.String("user", m.secret.Creds.Username),
-		slog.Bool("already_refused", known))
+		slog.String("secret", sec.ID), slog.String("stage", string(c.stageOf(v))),
+		slog.String("version_id", sec.VersionID), slog.String("user", sec.Creds.Username),
+		slog.Bool("already_refused", already))
 }
 
-// storeLater sets a to t unless it already holds a later time.
-func storeLater(a *atomic.Int64, t int64) {
-	for old := a.Load(); t > old && !a.CompareAndSwap(old, t); old = a.Load() {
-	}
-}
-
-// errRetryRound ends a recovery round in which no version logged in.
-var errRetryRound = errors.New("no version logged in this round")
-
-// recovery is the state of one Connect's recovery from 1045.
-type recovery struct {
-	c        *Connector
-	logins   int
-	attempts []Attempt
-	lastErr  error // the last *mysql.MySQLError 1045
-	cause    error // why the retry stopped early, if it did
-	fatal    error // a dial error other than 1045, returned as is
-}
-
-func (r *recovery) note(v *version, err error) {
-	m := v.info()
-	r.attempts = append(r.attempts, Attempt{Stage: m.stage, VersionID: m.secret.VersionID, Username: m.secret.Creds.Username, Err: err})
-	r.lastErr = err
-}
-
-// recover runs rounds of "learn what the secret holds now, dial what is
-// new" with exponential backoff between them, until a login succeeds, the
-// login cap is reached, or the deadline passes. failed is the version whose
-// dial met err (nil when Connect did not dial).
-func (c *Connector) recover(ctx context.Context, failed *version, err error) (driver.Conn, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.Retry.Timeout)
-	defer cancel()
-	r := &recovery{c: c}
-	var since time.Time
-	if failed != nil {
-		r.logins = 1
-		r.note(failed, err)
-		since = time.Unix(0, failed.failedAt.Load())
-	} else if v := c.currentVersion(); v != nil {
-		since = time.Unix(0, v.failedAt.Load())
-	}
-	conn, err := backoff.RetryWithData(func() (driver.Conn, error) {
-		conn, err := r.round(ctx, since)
-		since = time.Now()
-		return conn, err
-	}, backoff.WithContext(c.cfg.Retry.NewBackOff(), ctx))
-	if err == nil {
-		c.recovered.Add(1)
-		return conn, nil
-	}
-	if r.fatal != nil {
-		// The server's own answer (account locked, no such database) or a
-		// network failure: not a rotation, returned as the mysql driver
-		// gave it.
-		return nil, r.fatal
-	}
-	c.gaveUp.Add(1)
-	ce := &ConnectError{SecretID: c.cfg.SecretID, Attempts: r.attempts, Err: r.lastErr, Cause: r.cause}
-	if ce.Cause == nil && ctx.Err() != nil {
-		ce.Cause = ctx.Err()
-	}
-	if ce.Err == nil {
-		ce.Err = ErrNoUsableCredentials
-		if v := c.currentVersion(); v != nil {
-			if me := v.lastErr.Load(); me != nil {
-				ce.Err = fmt.Errorf("%w: %w", ErrNoUsableCredentials, me)
-			}
-		}
-	}
-	c.log.LogAttrs(ctx, slog.LevelError, "rotatingmysql: gave up connecting",
-		slog.String("secret", c.cfg.SecretID), slog.Int("attempts", len(r.attempts)), slog.Any("error", ce))
-	return nil, ce
+// stageOf returns the label the source gives v now ("" when none).
+func (c *Connector) stageOf(v *version) credsource.Stage {
+	return credsource.Stage(c.ledger.LabelOf(v.key))
 }
 
 // errLoginCap stops the recovery when the Connect has made its quota of
 // logins.
 var errLoginCap = errors.New("login attempts per connection reached maxLoginAttempts")
 
-// round learns what the secret holds now and dials each version the server
-// has not refused.
-func (r *recovery) round(ctx context.Context, since time.Time) (driver.Conn, error) {
-	c := r.c
-	cands, err := c.candidates(ctx, since)
-	if err != nil {
-		r.cause = err
+// recover is the slow path of Connect: it fetches what is due, asks the
+// ledger, dials or waits, until a login succeeds, the login cap is reached,
+// the ledger has nothing to offer before the deadline, or the deadline
+// passes. failed is the ticket whose dial met err (zero when Connect has
+// not dialed): a 1045, or another failure of a trial or probe, after which
+// another version may still serve.
+func (c *Connector) recover(ctx context.Context, failed ledger.Ticket[*version], err error) (driver.Conn, error) {
+	rctx, cancel := context.WithTimeoutCause(ctx, c.cfg.Retry.Timeout, ErrRetryTimeout)
+	defer cancel()
+	r := &recovery{c: c, ctx: ctx, rctx: rctx}
+	// other is a failure other than 1045 of a trial or probe: returned as
+	// is unless the ledger offers another version.
+	var other error
+	var otherKey ledger.Key
+	if failed != (ledger.Ticket[*version]{}) {
+		r.logins = 1
+		if retry.IsAuthError(err) {
+			r.note(failed.Payload(), err)
+		} else {
+			other, otherKey = err, failed.Key()
+		}
+	} else if sec, err := c.cache.Get(rctx, credsource.Current); err == nil {
+		if err := c.observe(credsource.Current, sec); err != nil {
+			return nil, err
+		}
+	} else if !c.ledger.Known() || rctx.Err() != nil {
+		// Nothing known to dial (or out of time): the source's answer is
+		// the error. With versions known (a not-found answer, a failed
+		// TTL refresh) the ledger decides.
+		return nil, c.fetchError(credsource.Current, r.cause(err))
 	}
-	for _, v := range cands {
-		if r.logins >= c.cfg.Retry.MaxLogins {
-			r.cause = errLoginCap
-			return nil, backoff.Permanent(errLoginCap)
+	bo := c.cfg.Retry.NewBackOff()
+	for {
+		now := time.Now()
+		since, at, fetch := c.ledger.FetchDue(now)
+		if fetch && !at.After(now) {
+			c.refresh(rctx, since)
+			now = time.Now()
 		}
-		start := time.Now()
-		conn, err := v.mysql.Connect(ctx)
-		r.logins++
-		if err == nil {
-			c.succeeded(v, start)
-			r.cause = nil
-			return conn, nil
-		}
-		if !retry.IsAuthError(err) {
-			if ctx.Err() != nil {
-				r.cause = ctx.Err()
-			} else {
-				r.fatal = err
+		d := c.ledger.Decide(now)
+		if other != nil && (d.Kind != ledger.Dial || d.Ticket.Key() == otherKey) {
+			// No other version to try: the server's own answer (account
+			// locked, no such database) or a network failure, not a
+			// rotation, returned as the mysql driver gave it.
+			if d.Kind == ledger.Dial {
+				c.ledger.Report(d.Ticket, ledger.Abandoned, now)
 			}
-			return nil, backoff.Permanent(err)
+			return nil, other
 		}
-		c.refuse(v, err, start)
-		r.note(v, err)
+		switch d.Kind {
+		case ledger.Dial:
+			if r.logins >= c.cfg.Retry.MaxLogins {
+				c.ledger.Report(d.Ticket, ledger.Abandoned, now)
+				return nil, r.giveUp(errLoginCap)
+			}
+			conn, err := c.dial(rctx, d.Ticket)
+			r.logins++
+			if err == nil {
+				if r.logins > 1 {
+					c.recovered.Add(1)
+				}
+				return conn, nil
+			}
+			if !retry.IsAuthError(err) {
+				if rctx.Err() != nil {
+					return nil, r.giveUp(nil)
+				}
+				if !d.Ticket.Claim {
+					return nil, err
+				}
+				// A new version's trial failed for another reason (its
+				// host down): the version that works may still serve.
+				other, otherKey = err, d.Ticket.Key()
+				continue
+			}
+			other = nil
+			r.note(d.Ticket.Payload(), err)
+		case ledger.Empty:
+			return nil, c.fetchError(credsource.Current, r.cause(errors.New("no version fetched")))
+		case ledger.Wait:
+			// Wake for the first of: a hold ending (a probe is due), a
+			// fetch falling due, news from another connection (Changed),
+			// or the next backoff step.
+			var soonest time.Time
+			if fetch {
+				soonest = at
+			}
+			if !d.Until.IsZero() && (soonest.IsZero() || d.Until.Before(soonest)) {
+				soonest = d.Until
+			}
+			if dl, ok := rctx.Deadline(); !d.Claimed && ok && (soonest.IsZero() || soonest.After(dl)) {
+				// Nothing will change before the deadline but by news
+				// from other connections: give up now rather than hold
+				// the caller (the holds are the lockout budget).
+				return nil, r.giveUp(nil)
+			}
+			wake := now.Add(bo.NextBackOff())
+			if !soonest.IsZero() && soonest.Before(wake) {
+				wake = soonest
+			}
+			timer := time.NewTimer(time.Until(wake))
+			select {
+			case <-rctx.Done():
+				timer.Stop()
+				return nil, r.giveUp(nil)
+			case <-d.Changed:
+			case <-timer.C:
+			}
+			timer.Stop()
+		}
 	}
-	return nil, errRetryRound
 }
 
-// currentVersion returns the version of the last AWSCURRENT resolved.
-func (c *Connector) currentVersion() *version {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.lastVer
-}
-
-// candidates refreshes AWSCURRENT and reads AWSPENDING in parallel (one
-// round trip; both fetches coalesce with any already under way since the
-// given time) and returns the versions worth a login: those the server has
-// not refused, current first.
-func (c *Connector) candidates(ctx context.Context, since time.Time) ([]*version, error) {
+// refresh fetches AWSCURRENT and AWSPENDING in parallel (one round trip;
+// both coalesce with any fetch already under way since the given time)
+// and gives the ledger what they say.
+func (c *Connector) refresh(ctx context.Context, since time.Time) {
+	started := time.Now()
 	var pend *credsource.Secret
 	var perr error
 	done := make(chan struct{})
@@ -427,44 +365,82 @@ func (c *Connector) candidates(ctx context.Context, since time.Time) ([]*version
 	}()
 	cur, cerr := c.cache.Refresh(ctx, credsource.Current, since)
 	<-done
-
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := make([]*version, 0, 3)
-	add := func(v *version) {
-		if v == nil || v.refused() {
-			return
+	if ctx.Err() != nil {
+		return
+	}
+	c.ledger.Fetched(started)
+	if cerr == nil {
+		if err := c.observe(credsource.Current, cur); err != nil {
+			c.log.LogAttrs(ctx, slog.LevelWarn, "rotatingmysql: AWSCURRENT unusable", slog.Any("error", err))
 		}
-		for _, o := range out {
-			if o == v {
-				return
+	}
+	switch {
+	case perr == nil:
+		if err := c.observe(credsource.Pending, pend); err != nil {
+			c.log.LogAttrs(ctx, slog.LevelWarn, "rotatingmysql: AWSPENDING unusable", slog.Any("error", err))
+		}
+	case errors.Is(perr, credsource.ErrNotFound) || errors.Is(perr, credsource.ErrNoStages):
+		c.ledger.NotFound(ledger.Pending)
+	}
+}
+
+// recovery is the state of one Connect's recovery from 1045.
+type recovery struct {
+	c         *Connector
+	ctx, rctx context.Context // the caller's, and bounded by retryTimeout
+	logins    int
+	attempts  []Attempt
+	lastErr   error // the last *mysql.MySQLError 1045 of this Connect
+}
+
+func (r *recovery) note(v *version, err error) {
+	sec := v.secret.Load()
+	r.attempts = append(r.attempts, Attempt{Stage: r.c.stageOf(v), VersionID: sec.VersionID, Username: sec.Creds.Username, Err: err})
+	r.lastErr = err
+}
+
+// cause says why the wait ended: the caller's context's error when it
+// ended, ErrRetryTimeout when retryTimeout did, else err.
+func (r *recovery) cause(err error) error {
+	switch {
+	case r.ctx.Err() != nil:
+		return r.ctx.Err()
+	case r.rctx.Err() != nil:
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, ErrRetryTimeout) {
+			return fmt.Errorf("%w (last fetch: %w)", ErrRetryTimeout, err)
+		}
+		return ErrRetryTimeout
+	}
+	return err
+}
+
+// giveUp returns the ConnectError that ends a recovery.
+func (r *recovery) giveUp(cause error) error {
+	c := r.c
+	c.gaveUp.Add(1)
+	ce := &ConnectError{SecretID: c.cfg.SecretID, Attempts: r.attempts, Err: r.lastErr, Cause: r.cause(cause)}
+	if ce.Err == nil {
+		ce.Err = ErrNoUsableCredentials
+		if me := c.lastRefusal(); me != nil {
+			ce.Err = fmt.Errorf("%w: %w", ErrNoUsableCredentials, me)
+		}
+	}
+	c.log.LogAttrs(r.rctx, slog.LevelError, "rotatingmysql: gave up connecting",
+		slog.String("secret", c.cfg.SecretID), slog.Int("attempts", len(r.attempts)), slog.Any("error", ce))
+	return ce
+}
+
+// lastRefusal returns the server's last 1045 for the AWSCURRENT or
+// AWSPENDING version.
+func (c *Connector) lastRefusal() *mysql.MySQLError {
+	for _, st := range [...]ledger.Stage{ledger.Current, ledger.Pending} {
+		if v, ok := c.ledger.Labelled(st); ok {
+			if me := v.lastErr.Load(); me != nil {
+				return me
 			}
 		}
-		out = append(out, v)
 	}
-	var err error
-	if cur != nil {
-		v, rerr := c.resolveLocked(cur, credsource.Current)
-		if rerr != nil {
-			err = rerr
-		} else {
-			c.lastSec, c.lastVer = cur, v
-			add(v)
-		}
-	} else if cerr != nil {
-		err = c.fetchError(credsource.Current, cerr)
-	}
-	if pend != nil {
-		v, rerr := c.resolveLocked(pend, credsource.Pending)
-		if rerr != nil && err == nil {
-			err = rerr
-		}
-		add(v)
-	} else if perr != nil && !errors.Is(perr, credsource.ErrNotFound) && !errors.Is(perr, credsource.ErrNoStages) && err == nil && ctx.Err() == nil {
-		err = c.fetchError(credsource.Pending, perr)
-	}
-	add(c.good.Load())
-	return out, err
+	return nil
 }
 
 // fetchError wraps a source error with the secret and stage.

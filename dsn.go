@@ -46,6 +46,12 @@ type Config struct {
 	// Retry bounds the recovery from 1045: logins per Connect, total time,
 	// backoff between rounds.
 	Retry retry.Policy
+	// RefusedHold is how long a version the server refused (1045) is held
+	// back before one connection probes it again; the hold doubles after
+	// each failed probe, up to the TTL. It bounds the failed logins a wrong
+	// secret costs (MariaDB max_password_errors, MySQL
+	// FAILED_LOGIN_ATTEMPTS). Default 1 minute.
+	RefusedHold time.Duration
 	// MySQL holds every go-sql-driver/mysql setting (TLS, timeouts,
 	// parseTime, session variables...). User, Passwd, Net, Addr and DBName
 	// are filled from the secret for each version.
@@ -75,12 +81,16 @@ type Config struct {
 // NewConfig returns a Config for the secret with every default.
 func NewConfig(secretID string) *Config {
 	return &Config{
-		SecretID: secretID,
-		TTL:      credsource.DefaultTTL,
-		Retry:    retry.DefaultPolicy(),
-		MySQL:    mysql.NewConfig(),
+		SecretID:    secretID,
+		TTL:         credsource.DefaultTTL,
+		Retry:       retry.DefaultPolicy(),
+		RefusedHold: DefaultRefusedHold,
+		MySQL:       mysql.NewConfig(),
 	}
 }
+
+// DefaultRefusedHold is the default of Config.RefusedHold.
+const DefaultRefusedHold = time.Minute
 
 // Option changes a Config; see Config.Apply.
 type Option func(*Config) error
@@ -159,6 +169,18 @@ func WithTTL(d time.Duration) Option {
 	}
 }
 
+// WithRefusedHold sets how long a refused version is held back before it
+// is probed again (see Config.RefusedHold).
+func WithRefusedHold(d time.Duration) Option {
+	return func(c *Config) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: refusedHold must be positive, got %v", ErrInvalidDSN, d)
+		}
+		c.RefusedHold = d
+		return nil
+	}
+}
+
 // ownParams are the DSN parameters rotatingmysql reads itself; every other
 // parameter goes to go-sql-driver/mysql.
 var ownParams = map[string]func(c *Config, v string) error{
@@ -192,6 +214,11 @@ var ownParams = map[string]func(c *Config, v string) error{
 	"ttl": func(c *Config, v string) error {
 		d, err := parsePositiveDuration(v)
 		c.TTL = d
+		return err
+	},
+	"refusedHold": func(c *Config, v string) error {
+		d, err := parsePositiveDuration(v)
+		c.RefusedHold = d
 		return err
 	},
 	"retryTimeout": func(c *Config, v string) error {
@@ -228,7 +255,8 @@ func parsePositiveDuration(v string) (time.Duration, error) {
 // ParseDSN parses SECRET_ID[?PARAMS]. SECRET_ID is a secret's ARN or name
 // (or, with source=env or source=file, a variable name or a path).
 // rotatingmysql's own parameters are source, region, host, port, dbname,
-// ttl, retryTimeout, maxLoginAttempts, agentEndpoint and allowRemoteAgent;
+// ttl, retryTimeout, maxLoginAttempts, refusedHold, agentEndpoint and
+// allowRemoteAgent;
 // every other parameter is go-sql-driver/mysql's and is validated by it (a
 // name it does not know is a session variable set on connect).
 func ParseDSN(dsn string) (*Config, error) {
@@ -315,6 +343,9 @@ func (c *Config) validate() error {
 	if c.TTL <= 0 {
 		c.TTL = credsource.DefaultTTL
 	}
+	if c.RefusedHold <= 0 {
+		c.RefusedHold = DefaultRefusedHold
+	}
 	c.Retry = c.Retry.WithDefaults()
 	if c.CredentialSource == nil {
 		if _, err := sourceFactory(c.Source); err != nil {
@@ -363,8 +394,8 @@ func (c *Config) Format(f fmt.State, verb rune) {
 	if c.CredentialSource != nil {
 		src = fmt.Sprintf("%T", c.CredentialSource)
 	}
-	_, _ = fmt.Fprintf(f, "rotatingmysql.Config{SecretID:%q Source:%q Region:%q Host:%q Port:%d DBName:%q TTL:%v Retry:%+v}",
-		c.SecretID, src, c.Region, c.Host, c.Port, c.DBName, c.TTL, c.Retry)
+	_, _ = fmt.Fprintf(f, "rotatingmysql.Config{SecretID:%q Source:%q Region:%q Host:%q Port:%d DBName:%q TTL:%v RefusedHold:%v Retry:%+v}",
+		c.SecretID, src, c.Region, c.Host, c.Port, c.DBName, c.TTL, c.RefusedHold, c.Retry)
 }
 
 var _ fmt.Formatter = (*Config)(nil)

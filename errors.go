@@ -17,9 +17,15 @@ var ErrInvalidDSN = errors.New("rotatingmysql: invalid DSN")
 // appeared before the deadline.
 var ErrNoUsableCredentials = errors.New("no version of the secret logged in")
 
+// ErrRetryTimeout is the cause a ConnectError (or a fetch error) wraps when
+// the driver's own bound, retryTimeout, ended the wait while the caller's
+// context had not ended. errors.Is(err, context.DeadlineExceeded) is true
+// only when the caller's deadline passed.
+var ErrRetryTimeout = errors.New("retryTimeout reached")
+
 // Attempt is one login a Connect made, for ConnectError.
 type Attempt struct {
-	Stage     credsource.Stage // the stage the version was fetched as
+	Stage     credsource.Stage // the label the source gave the version ("" when none)
 	VersionID string
 	Username  string
 	Err       error // the server's error, typically *mysql.MySQLError 1045
@@ -35,8 +41,9 @@ type ConnectError struct {
 	// Err is the last *mysql.MySQLError (1045), or ErrNoUsableCredentials
 	// wrapping it when no login was tried in this Connect.
 	Err error
-	// Cause is the reason the retry stopped: the context's error, a fetch
-	// error, or nil when the login cap was reached.
+	// Cause is the reason the retry stopped: the caller's context's error,
+	// ErrRetryTimeout, the login cap, or nil when every version was held
+	// back with no change due before the deadline.
 	Cause error
 }
 

@@ -109,7 +109,9 @@ func TestLogThroughRotation(t *testing.T) {
 		{msgNotFound, slog.LevelDebug, 0, 0},
 		{msgStale, slog.LevelWarn, st.StaleServed, 2},
 		{msgFailed, slog.LevelWarn, st.FetchErrors - st.StaleServed, 0},
-		{msgRefused, slog.LevelInfo, st.AuthRefused, 2},
+		// Phase 6 refuses AWSPENDING, then AWSCURRENT's trial (its older
+		// refusal is cleared when the password is seen to change).
+		{msgRefused, slog.LevelInfo, st.AuthRefused, 3},
 		{msgPending, slog.LevelInfo, st.PendingUsed, 1},
 		{msgGaveUp, slog.LevelError, st.GaveUp, 1},
 	} {
@@ -174,13 +176,13 @@ func TestLogThroughRotation(t *testing.T) {
 		if a["user"].String() != b.user || a["already_refused"].Bool() {
 			t.Errorf("%q: user %v, already_refused %v", msgRefused, a["user"], a["already_refused"])
 		}
-	}), row{cur, s.v1}, row{pend, s.v2})
+	}), row{cur, s.v1}, row{pend, s.v2}, row{cur, s.v1})
 	wantRows(msgPending, collect(msgPending, nil), row{pend, s.v2})
 	for _, r := range rec.records() {
 		if r.Message == msgGaveUp {
 			a := recordAttrs(r)
 			err, _ := a["error"].Any().(error)
-			if a["secret"].String() != b.arn || a["attempts"].Int64() != 1 || err == nil || !strings.Contains(err.Error(), "1045") {
+			if a["secret"].String() != b.arn || a["attempts"].Int64() != 2 || err == nil || !strings.Contains(err.Error(), "1045") {
 				t.Errorf("%q: secret %v, attempts %v, error %v", msgGaveUp, a["secret"], a["attempts"], a["error"])
 			}
 		}

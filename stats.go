@@ -42,10 +42,12 @@ type Stats struct {
 	PendingUsed uint64
 	// GaveUp counts Connects that returned a ConnectError.
 	GaveUp uint64
-	// CurrentVersionID is the version new connections use now (the one that
-	// last logged in); empty before the first login.
+	// CurrentVersionID is the version that last logged in: the one new
+	// connections use while it keeps working; empty before the first login.
 	CurrentVersionID string
-	// CurrentStage is the stage that version was fetched as.
+	// CurrentStage is the label the source gives that version now
+	// (AWSCURRENT, AWSPENDING), as of the last fetch; empty when it has
+	// none any more.
 	CurrentStage credsource.Stage
 	// LastRefresh is when the latest fetch began; LastError the latest
 	// fetch error, nil once a fetch has succeeded since.
@@ -71,9 +73,8 @@ func (c *Connector) Stats() Stats {
 		LastRefresh:     cs.LastFetch,
 		LastError:       cs.LastError,
 	}
-	if v := c.good.Load(); v != nil {
-		m := v.info()
-		s.CurrentVersionID, s.CurrentStage = m.secret.VersionID, m.stage
+	if v, label, ok := c.ledger.LastAccepted(); ok {
+		s.CurrentVersionID, s.CurrentStage = v.secret.Load().VersionID, credsource.Stage(label)
 	}
 	return s
 }

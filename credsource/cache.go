@@ -3,8 +3,10 @@ package credsource
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,15 +35,20 @@ type CacheOptions struct {
 	// Logger receives fetches and not-found answers (Debug), and failed
 	// fetches, served stale or not (Warn). Nil discards them.
 	Logger *slog.Logger
+	// Now is the clock the cache's decisions read (tests drive it); nil
+	// means time.Now. Waits still use real timers.
+	Now func() time.Time
 }
 
 // Cache serves a Source's versions from memory. It is safe for concurrent
 // use:
 //
-//   - Get returns the version with a stage, fetching it when older than the
-//     TTL. When it holds a good version, it waits for that fetch at most 1 s
-//     (and half of what remains of its context), then uses the version it
-//     holds: a slow source does not fail connections.
+//   - Get returns the version with a stage, fetching it when its TTL has
+//     run out. Each fetch draws its TTL uniformly from [0.8*TTL, TTL], so
+//     processes started together do not refresh together. When the cache
+//     holds a good version, Get waits for that fetch at most 1 s (and half
+//     of what remains of its context), then uses the version it holds: a
+//     slow source does not fail connections.
 //   - Refresh returns a version whose fetch began at or after a given time:
 //     a caller whose login failed at time t asks for news since t, and joins
 //     a fetch that is already under way rather than starting another.
@@ -49,8 +56,16 @@ type CacheOptions struct {
 //     refreshes of a stage start at most once per MinRefreshInterval; after
 //     failed fetches, not before 1, 2, then 4 intervals after the last
 //     failure ended.
-//   - When a fetch fails for any reason but ErrNotFound, the last good
-//     version is served (stale) and the error is kept for Stats.
+//   - A failed fetch never erases a good version: for any error but
+//     ErrNotFound the last good version is served (stale) and the error is
+//     kept for Stats; a not-found answer is returned to the caller (it is an
+//     answer: AWSPENDING outside a rotation) and the version is kept for
+//     Cached and Peek.
+//   - With no good version to serve, a failed or not-found answer is
+//     repeated from memory only until MinRefreshInterval after it: a caller
+//     arriving later waits for the next fetch if its context allows, else
+//     gets that answer at once. An outage at start-up is not remembered.
+//     A malformed secret (SecretError) is remembered for the TTL.
 //
 // A fetch runs on its own context (bounded by FetchTimeout) so that a
 // waiter giving up does not cancel it for the others; each waiter still
@@ -59,6 +74,7 @@ type Cache struct {
 	src    Source
 	opts   CacheOptions
 	log    *slog.Logger
+	now    func() time.Time
 	flight singleflight.Group
 
 	mu       sync.Mutex
@@ -69,14 +85,24 @@ type Cache struct {
 }
 
 type entry struct {
-	val       *Secret   // last good version; nil when none or not found
+	val       *Secret   // last good version; nil when none yet
 	err       error     // outcome of the last fetch, nil when it succeeded
 	started   time.Time // when the last finished fetch began; zero before any
+	expires   time.Time // started plus this fetch's jittered TTL
 	forcedAt  time.Time // when the last finished forced fetch (Refresh) began
 	ended     time.Time // when the last fetch ended
 	failures  int       // consecutive failed fetches (not-found answers are not failures)
 	fetches   uint64
 	lastError time.Time
+}
+
+// answer is what the entry says to a caller: the good version, unless the
+// last fetch answered not found or failed with nothing to serve.
+func (e *entry) answer() (*Secret, error) {
+	if e.err != nil && (e.val == nil || errors.Is(e.err, ErrNotFound)) {
+		return nil, e.err
+	}
+	return e.val, nil
 }
 
 // NewCache returns a cache in front of src.
@@ -94,29 +120,39 @@ func NewCache(src Source, opts CacheOptions) *Cache {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Cache{src: src, opts: opts, log: log, entries: make(map[Stage]*entry, 2), bySource: make(map[string]uint64, 2)}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Cache{src: src, opts: opts, log: log, now: now, entries: make(map[Stage]*entry, 2), bySource: make(map[string]uint64, 2)}
 }
 
 // Source returns the source the cache stands in front of.
 func (c *Cache) Source() Source { return c.src }
 
-// Get returns the version with the given stage, from memory when it was
-// fetched less than TTL ago.
-func (c *Cache) Get(ctx context.Context, stage Stage) (*Secret, error) {
-	now := time.Now()
+// Cached returns the good version with the given stage while its TTL lasts,
+// without fetching and without waiting; ok is false when a fetch is needed.
+func (c *Cache) Cached(stage Stage) (s *Secret, ok bool) {
+	now := c.now()
 	c.mu.Lock()
-	if e := c.entries[stage]; e != nil && now.Sub(e.started) < c.opts.TTL && !e.started.IsZero() {
-		val, err := e.val, e.err
-		c.mu.Unlock()
-		c.hits.Add(1)
-		if val != nil {
-			return val, nil
-		}
-		return nil, err
+	if e := c.entries[stage]; e != nil && e.val != nil && now.Before(e.expires) {
+		s = e.val
 	}
 	c.mu.Unlock()
+	if s != nil {
+		c.hits.Add(1)
+	}
+	return s, s != nil
+}
+
+// Get returns the version with the given stage, from memory while its TTL
+// lasts.
+func (c *Cache) Get(ctx context.Context, stage Stage) (*Secret, error) {
+	if s, ok := c.Cached(stage); ok {
+		return s, nil
+	}
 	c.misses.Add(1)
-	return c.load(ctx, stage, now.Add(-c.opts.TTL), false)
+	return c.load(ctx, stage, time.Time{}, false)
 }
 
 // Refresh returns the version with the given stage from a fetch that began
@@ -138,22 +174,22 @@ func (c *Cache) Peek(stage Stage) *Secret {
 	return nil
 }
 
-// fresh reports whether e answers a request for news since the given time;
-// for a forced refresh, the last fetch answers too when a forced fetch began
-// less than MinRefreshInterval ago. Only forced fetches count against the
-// interval: a TTL fetch that happened to run just before a rotation
-// finished must not hold back the refresh that a 1045 calls for (that cost
-// a second of backoff per connection in BenchmarkRecovery/case=promoted).
-// Called with c.mu held.
+// fresh reports whether e answers the request: for Get (force false),
+// while the TTL lasts; for a forced refresh, when its fetch began at or
+// after since, or a forced fetch began less than MinRefreshInterval ago.
+// Only forced fetches count against the interval: a TTL fetch that happened
+// to run just before a rotation finished must not hold back the refresh
+// that a 1045 calls for (that cost a second of backoff per connection in
+// BenchmarkRecovery/case=promoted). Called with c.mu held.
 func (c *Cache) fresh(e *entry, since, now time.Time, force bool) bool {
 	if e == nil || e.started.IsZero() {
 		return false
 	}
+	if !force {
+		return e.val != nil && now.Before(e.expires)
+	}
 	if !e.started.Before(since) {
 		return true
-	}
-	if !force {
-		return false
 	}
 	if !e.forcedAt.IsZero() && now.Sub(e.forcedAt) < c.opts.MinRefreshInterval {
 		return true
@@ -162,7 +198,20 @@ func (c *Cache) fresh(e *entry, since, now time.Time, force bool) bool {
 	// MinRefreshInterval after the failure ended): a throttled or failing
 	// service is not asked again at once by every connection's recovery,
 	// its client having already retried.
-	return e.failures > 0 && now.Sub(e.ended) < c.opts.MinRefreshInterval<<min(e.failures-1, 2)
+	return e.failures > 0 && e.val != nil && now.Sub(e.ended) < c.opts.MinRefreshInterval<<min(e.failures-1, 2)
+}
+
+// retryAt is, for an entry with no good version, until when its last
+// answer stands: a malformed secret (SecretError) for the TTL, as a good
+// one would (asking again at once would fetch the same document); an
+// outage or a not-found answer for MinRefreshInterval. Called with c.mu
+// held.
+func (c *Cache) retryAt(e *entry) time.Time {
+	var se *SecretError
+	if errors.As(e.err, &se) {
+		return e.expires
+	}
+	return e.ended.Add(c.opts.MinRefreshInterval)
 }
 
 // ttlRefreshWait bounds how long a caller holding an expired but good
@@ -180,17 +229,52 @@ func refreshWait(ctx context.Context) time.Duration {
 	return d
 }
 
+// sleepUntil waits until t by the cache's clock, or until ctx ends.
+func (c *Cache) sleepUntil(ctx context.Context, t time.Time) error {
+	d := t.Sub(c.now())
+	if d <= 0 {
+		return nil
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-timer.C:
+		return nil
+	}
+}
+
 func (c *Cache) load(ctx context.Context, stage Stage, since time.Time, force bool) (*Secret, error) {
+	joined := false // a fetch has finished for this caller: its answer is final
 	for {
 		c.mu.Lock()
 		e := c.entries[stage]
-		if c.fresh(e, since, time.Now(), force) {
-			val, err := e.val, e.err
-			c.mu.Unlock()
-			if val != nil {
-				return val, nil
+		now := c.now()
+		if e != nil && !e.started.IsZero() && e.val == nil && e.err != nil {
+			// Nothing good to serve: the last answer stands only briefly.
+			retry := c.retryAt(e)
+			if joined || (force && (!e.started.Before(since) || now.Sub(e.forcedAt) < c.opts.MinRefreshInterval)) {
+				s, err := e.answer()
+				c.mu.Unlock()
+				return s, err
 			}
-			return nil, err
+			if now.Before(retry) {
+				err := e.err
+				c.mu.Unlock()
+				var se *SecretError
+				if dl, ok := ctx.Deadline(); ok && dl.Before(retry) || errors.As(err, &se) {
+					return nil, err
+				}
+				if werr := c.sleepUntil(ctx, retry); werr != nil {
+					return nil, fmt.Errorf("%w (last fetch: %w)", werr, err)
+				}
+				continue
+			}
+		} else if c.fresh(e, since, now, force) || (joined && e.val != nil) {
+			s, err := e.answer()
+			c.mu.Unlock()
+			return s, err
 		}
 		var stale *Secret // a TTL refresh's good version in hand
 		if !force && e != nil {
@@ -210,7 +294,7 @@ func (c *Cache) load(ctx context.Context, stage Stage, since time.Time, force bo
 		}
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, context.Cause(ctx)
 		case <-slow:
 			c.log.LogAttrs(ctx, slog.LevelDebug, "rotatingmysql: secret refresh is slow, using the cached version meanwhile",
 				slog.String("secret", stale.ID), slog.String("stage", string(stage)), slog.String("version_id", stale.VersionID))
@@ -221,13 +305,15 @@ func (c *Cache) load(ctx context.Context, stage Stage, since time.Time, force bo
 			}
 		}
 		// Loop: the fetch we joined may have begun before since; the next
-		// round either finds it fresh or starts one that is.
+		// round either finds it fresh or starts one that is. A TTL fetch
+		// that failed with a good version in hand answers with that version.
+		joined = !force
 	}
 }
 
 // fetch asks the source and records the outcome. It runs once per flight.
 func (c *Cache) fetch(ctx context.Context, stage Stage, since time.Time, force bool) {
-	start := time.Now()
+	start := c.now()
 	c.mu.Lock()
 	e := c.entries[stage]
 	if e == nil {
@@ -244,12 +330,16 @@ func (c *Cache) fetch(ctx context.Context, stage Stage, since time.Time, force b
 	ctx, cancel := context.WithTimeout(ctx, c.opts.FetchTimeout)
 	val, err := c.src.Fetch(ctx, Request{Stage: stage, Refresh: force})
 	cancel()
-	took := time.Since(start)
+	end := c.now()
+	took := end.Sub(start)
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e.started = start
-	e.ended = time.Now()
+	// A TTL drawn from [0.8*TTL, TTL]: a fleet started together spreads its
+	// refreshes over a fifth of the TTL instead of asking all at once.
+	e.expires = start.Add(c.opts.TTL - rand.N(c.opts.TTL/5+1))
+	e.ended = end
 	if err == nil || errors.Is(err, ErrNotFound) {
 		e.failures = 0
 	} else {
@@ -273,7 +363,7 @@ func (c *Cache) fetch(ctx context.Context, stage Stage, since time.Time, force b
 			slog.String("version_id", val.VersionID), slog.Duration("latency", took),
 			slog.Bool("forced", force))
 	case errors.Is(err, ErrNotFound):
-		e.val = nil
+		// An answer, not a fault; the good version (if any) is kept.
 		e.lastError = start
 		c.log.LogAttrs(ctx, slog.LevelDebug, "rotatingmysql: secret version not found",
 			slog.String("stage", string(stage)), slog.Duration("latency", took), slog.Any("error", err))

@@ -1,0 +1,564 @@
+// Package ledger decides which credential version a new connection dials.
+//
+// The Ledger is a pure state machine in the manner of go.etcd.io/raft: no
+// network, no goroutines, no clock of its own (every call takes the time),
+// one mutex. Its callers (the connector) feed it evidence and act on what it
+// answers:
+//
+//   - Observe / NotFound: what the credential source said a stage holds.
+//   - Decide: which version to dial now, or wait until when.
+//   - Report: the outcome of the dial Decide asked for (accepted, refused
+//     with 1045, or failed for another reason).
+//   - FetchDue: whether the source should be asked again, and since when.
+//
+// The evidence rules (README, "How the driver decides"):
+//
+//  1. A server has one password per account (user@host:port) at a time. A
+//     login accepted at t means the password was that version's at t.
+//  2. A version refused (1045) is held back: not dialed again until a single
+//     probe once its hold expires. The hold doubles after each failed probe
+//     (Hold, 2*Hold, 4*Hold ... up to MaxHold). One Connect at a time claims
+//     the probe.
+//  3. A version that has not logged in on its account yet (first use, newly
+//     fetched, a cleared refusal, a probe) is dialed by one Connect at a time
+//     (a trial) until one login tells the outcome; a proven version is dialed
+//     in parallel.
+//  4. When a version that had logged in is refused, the server's password
+//     changed after that login: every refusal on the account recorded before
+//     that login is stale and is cleared (the refused versions get a trial).
+//  5. The version that last logged in is preferred while it keeps working;
+//     a dial failure of any kind ends the preference. A version the source
+//     newly labels AWSCURRENT gets a trial meanwhile (multi-user rotation,
+//     a move to a new user), while the others keep dialing the proven one.
+//  6. Labels are what the source said last; a failed fetch never erases a
+//     version.
+//
+// A login that began before a refusal of the same version was recorded
+// proves nothing (the server may have checked it before the change), and a
+// refusal that began before the version's refusal was recorded is an echo of
+// the same change (a dial that was already in flight): neither moves the
+// hold.
+package ledger
+
+import (
+	"sync"
+	"time"
+)
+
+// Stage is a staging label (AWSCURRENT, AWSPENDING).
+type Stage string
+
+// The labels the ledger orders versions by.
+const (
+	Current Stage = "AWSCURRENT"
+	Pending Stage = "AWSPENDING"
+)
+
+// Key identifies one version by what it logs in with (a hash of user,
+// password, host, port, database).
+type Key [32]byte
+
+// Account is the server account a version logs in to, "user@host:port":
+// servers count failed logins per account.
+type Account string
+
+// Outcome is what a dial came to.
+type Outcome int
+
+const (
+	// Accepted: the server accepted the login.
+	Accepted Outcome = iota
+	// Refused: the server answered 1045.
+	Refused
+	// Failed: the dial failed for another reason (network, locked
+	// account, unknown database, cancelled).
+	Failed
+	// Abandoned: the ticket was not used (the caller gave up before
+	// dialing); it releases a claim and says nothing of the version.
+	Abandoned
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Accepted:
+		return "accepted"
+	case Refused:
+		return "refused"
+	case Failed:
+		return "failed"
+	default:
+		return "abandoned"
+	}
+}
+
+// Defaults of Options.
+const (
+	DefaultHold        = time.Minute
+	DefaultMaxHold     = 15 * time.Minute
+	DefaultMinInterval = time.Second
+	DefaultMaxVersions = 16
+)
+
+// Options tune a Ledger. Zero values take the defaults.
+type Options struct {
+	// Hold is how long a refused version is held back before its first
+	// probe. Default 1 minute.
+	Hold time.Duration
+	// MaxHold caps the doubling of the hold after failed probes (the
+	// connector passes the TTL). Default 15 minutes.
+	MaxHold time.Duration
+	// MinInterval is the least time between two fetches the ledger asks
+	// for. Default 1 s.
+	MinInterval time.Duration
+	// MaxVersions bounds the versions remembered; only versions with no
+	// label, no preference and no dial in flight are forgotten. Default 16.
+	MaxVersions int
+}
+
+func (o Options) withDefaults() Options {
+	if o.Hold <= 0 {
+		o.Hold = DefaultHold
+	}
+	if o.MaxHold < o.Hold {
+		o.MaxHold = max(DefaultMaxHold, o.Hold)
+	}
+	if o.MinInterval <= 0 {
+		o.MinInterval = DefaultMinInterval
+	}
+	if o.MaxVersions < 4 {
+		o.MaxVersions = DefaultMaxVersions
+	}
+	return o
+}
+
+// Ledger records the evidence about the versions of one secret and decides
+// which to dial. T is the caller's payload for a version (its dialer and
+// metadata), handed back in decisions. It is safe for concurrent use.
+type Ledger[T any] struct {
+	opts Options
+
+	mu       sync.Mutex
+	versions map[Key]*version[T]
+	labels   map[Stage]*version[T]
+	good     *version[T] // the version that last logged in, while it works
+	last     *version[T] // the version that last logged in, for reports
+	seq      uint64
+
+	lastRefusal    time.Time // the latest begin time of a refused dial
+	lastFetch      time.Time // the latest fetch the ledger asked for began at or after this
+	stuckSince     time.Time // since when nothing has been dialable; zero when something is
+	waiting        bool      // a Wait decision is outstanding: close changed on news
+	changed        chan struct{}
+	refusals, acks uint64
+}
+
+// version is what the ledger knows of one version.
+type version[T any] struct {
+	key     Key
+	acct    Account
+	seq     uint64 // order of first sight; higher is newer
+	payload T
+
+	accepted  time.Time // when the latest counted accepted login began; zero if none
+	proven    bool      // accepted, and not refused or demoted since
+	refused   bool
+	refBegan  time.Time // when the dial of the recorded refusal began
+	refAt     time.Time // when the refusal was recorded
+	hold      time.Duration
+	holdUntil time.Time
+	claimed   bool      // a trial or probe is in flight
+	failed    bool      // the last outcome was a failure other than 1045
+	failedAt  time.Time // when it was reported
+}
+
+// New returns an empty ledger.
+func New[T any](opts Options) *Ledger[T] {
+	return &Ledger[T]{
+		opts:     opts.withDefaults(),
+		versions: make(map[Key]*version[T], 4),
+		labels:   make(map[Stage]*version[T], 2),
+		changed:  make(chan struct{}),
+	}
+}
+
+// Options returns the ledger's options, defaults filled in.
+func (l *Ledger[T]) Options() Options { return l.opts }
+
+// Kind is what a Decision asks the caller to do.
+type Kind int
+
+const (
+	// Dial: dial Ticket's version and Report the outcome.
+	Dial Kind = iota
+	// Wait: nothing may be dialed now. Wait until Until (zero: no time
+	// of its own), until Changed is closed, or until the caller's deadline,
+	// then Decide again.
+	Wait
+	// Empty: no version is known yet; fetch one.
+	Empty
+)
+
+// Ticket is one dial the ledger allowed; hand it back to Report.
+type Ticket[T any] struct {
+	v     *version[T]
+	start time.Time
+	// Claim is true when this dial is the one trial or probe of a version
+	// not proven on its account: its outcome is awaited by others.
+	Claim bool
+}
+
+// Payload returns the payload of the version to dial.
+func (t Ticket[T]) Payload() T { return t.v.payload }
+
+// Key returns the key of the version to dial.
+func (t Ticket[T]) Key() Key { return t.v.key }
+
+// Start returns when the dial began (the time passed to Decide).
+func (t Ticket[T]) Start() time.Time { return t.start }
+
+// Decision is the ledger's answer to Decide.
+type Decision[T any] struct {
+	Kind   Kind
+	Ticket Ticket[T] // with Dial
+	// Until, with Wait, is when a hold ends (a probe becomes due); zero
+	// when no hold is pending.
+	Until time.Time
+	// Claimed, with Wait, reports that a trial or probe is in flight: its
+	// outcome will close Changed.
+	Claimed bool
+	// Changed, with Wait, is closed when the ledger learns anything new.
+	Changed <-chan struct{}
+}
+
+// Observe records that the source labels stage with the version key (on
+// account acct). A key seen for the first time is a new version, which has
+// not logged in yet; payload is kept for it (a known key keeps the payload
+// it has, so tickets may read it without a lock).
+func (l *Ledger[T]) Observe(stage Stage, key Key, acct Account, payload T, now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	v := l.versions[key]
+	if v == nil {
+		l.seq++
+		v = &version[T]{key: key, acct: acct, seq: l.seq, hold: l.opts.Hold, payload: payload}
+		l.versions[key] = v
+		l.notify()
+	}
+	if l.labels[stage] != v {
+		l.labels[stage] = v
+		l.notify()
+	}
+	l.evict()
+}
+
+// NotFound records that the source answered that stage holds no version
+// (AWSPENDING outside a rotation). AWSCURRENT keeps its version: a
+// not-found answer never erases a version that may work.
+func (l *Ledger[T]) NotFound(stage Stage) {
+	if stage == Current {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.labels[stage] != nil {
+		delete(l.labels, stage)
+		l.notify()
+	}
+}
+
+// Fetched records that the caller fetched from the source with a fetch
+// that began at or after since (a fetch the ledger asked for with
+// FetchDue).
+func (l *Ledger[T]) Fetched(since time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if since.After(l.lastFetch) {
+		l.lastFetch = since
+	}
+}
+
+// evict forgets the oldest versions beyond MaxVersions that no label, no
+// preference and no dial in flight refers to. l.mu is held.
+func (l *Ledger[T]) evict() {
+	for len(l.versions) > l.opts.MaxVersions {
+		var oldest *version[T]
+		for _, v := range l.versions {
+			if v.claimed || v == l.good || v == l.last || l.labelled(v) {
+				continue
+			}
+			if oldest == nil || v.seq < oldest.seq {
+				oldest = v
+			}
+		}
+		if oldest == nil {
+			return
+		}
+		delete(l.versions, oldest.key)
+	}
+}
+
+func (l *Ledger[T]) labelled(v *version[T]) bool {
+	for _, lv := range l.labels {
+		if lv == v {
+			return true
+		}
+	}
+	return false
+}
+
+// notify wakes the callers waiting on a Wait decision. l.mu is held.
+func (l *Ledger[T]) notify() {
+	if l.waiting {
+		close(l.changed)
+		l.changed = make(chan struct{})
+		l.waiting = false
+	}
+}
+
+// Decide answers which version to dial at now: the version that last
+// logged in while it works (after a trial of a newly labelled AWSCURRENT),
+// else AWSCURRENT, else AWSPENDING, each subject to its hold and to one
+// trial at a time.
+func (l *Ledger[T]) Decide(now time.Time) Decision[T] {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.versions) == 0 {
+		return Decision[T]{Kind: Empty}
+	}
+	cur := l.labels[Current]
+	// A new AWSCURRENT other than the proven version gets its trial first.
+	if cur != nil && cur != l.good && l.good != nil && !cur.failed {
+		if t, ok := l.try(cur, now, false); ok {
+			return Decision[T]{Kind: Dial, Ticket: t}
+		}
+	}
+	if g := l.good; g != nil {
+		return Decision[T]{Kind: Dial, Ticket: Ticket[T]{v: g, start: now}}
+	}
+	var until time.Time
+	claimed := false
+	// Versions whose last dial failed for another reason (a host down, a
+	// database dropped) come after the others, the longest failed first:
+	// nothing pins a dead one.
+	cands := [...]*version[T]{cur, l.labels[Pending]}
+	if a, b := cands[0], cands[1]; a != nil && b != nil && a.failed && b.failed && b.failedAt.Before(a.failedAt) {
+		cands[0], cands[1] = b, a
+	}
+	for _, failed := range [...]bool{false, true} {
+		for _, v := range cands {
+			if v == nil || v.failed != failed {
+				continue
+			}
+			if t, ok := l.try(v, now, true); ok {
+				return Decision[T]{Kind: Dial, Ticket: t}
+			}
+			if v.claimed {
+				claimed = true
+			} else if v.refused && (until.IsZero() || v.holdUntil.Before(until)) {
+				until = v.holdUntil
+			}
+		}
+	}
+	if l.stuckSince.IsZero() && !claimed {
+		l.stuckSince = now
+	}
+	l.waiting = true
+	return Decision[T]{Kind: Wait, Until: until, Claimed: claimed, Changed: l.changed}
+}
+
+// try returns a ticket for v if v may be dialed at now: in parallel when
+// proven, else as the one trial or probe in flight. With proven false, a
+// proven v is left to the caller's other rules. l.mu is held.
+func (l *Ledger[T]) try(v *version[T], now time.Time, proven bool) (Ticket[T], bool) {
+	switch {
+	case v.refused && now.Before(v.holdUntil):
+		return Ticket[T]{}, false
+	case v.proven && !v.refused:
+		if !proven {
+			return Ticket[T]{}, false
+		}
+		l.stuckSince = time.Time{}
+		return Ticket[T]{v: v, start: now}, true
+	case v.claimed:
+		return Ticket[T]{}, false
+	}
+	v.claimed = true
+	l.stuckSince = time.Time{}
+	return Ticket[T]{v: v, start: now, Claim: true}, true
+}
+
+// Report records the outcome of a dial that Decide allowed, at now. It
+// returns true when an accepted login made its version the preferred one (a
+// switch, such as to AWSPENDING during a rotation).
+func (l *Ledger[T]) Report(t Ticket[T], o Outcome, now time.Time) (switched bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	v := t.v
+	if t.Claim {
+		v.claimed = false
+	}
+	defer l.notify()
+	if o == Abandoned {
+		return false
+	}
+	if v.failed = o == Failed; v.failed {
+		v.failedAt = now
+	}
+	switch o {
+	case Accepted:
+		if v.refused && !t.start.After(v.refAt) {
+			// Began before the refusal was recorded: the server may have
+			// checked it before its password changed.
+			return
+		}
+		l.acks++
+		v.refused, v.proven = false, true
+		v.hold = l.opts.Hold
+		if t.start.After(v.accepted) {
+			v.accepted = t.start
+		}
+		switched = l.good != v
+		l.good, l.last = v, v
+		l.stuckSince = time.Time{}
+		// The account's password is v's now: other versions of the account
+		// proven before this login are not any more.
+		for _, w := range l.versions {
+			if w != v && w.acct == v.acct && w.proven && w.accepted.Before(t.start) {
+				w.proven = false
+			}
+		}
+	case Refused:
+		l.refusals++
+		probe := t.Claim && v.refused
+		switch {
+		case probe:
+			v.hold = min(2*v.hold, l.opts.MaxHold)
+			v.refBegan, v.refAt, v.holdUntil = t.start, now, now.Add(v.hold)
+		case !v.refused:
+			v.hold = l.opts.Hold
+			v.refused = true
+			v.refBegan, v.refAt, v.holdUntil = t.start, now, now.Add(v.hold)
+		default:
+			// A dial in flight when the refusal was recorded: the same
+			// change, not a new one; the hold stands.
+		}
+		v.proven = false
+		if l.good == v {
+			l.good = nil
+		}
+		if t.start.After(l.lastRefusal) {
+			l.lastRefusal = t.start
+		}
+		// v had logged in before this dial began: the password changed
+		// since that login, so refusals of the account recorded before it
+		// are stale.
+		if !v.accepted.IsZero() && v.accepted.Before(t.start) {
+			for _, w := range l.versions {
+				if w != v && w.acct == v.acct && w.refused && w.refAt.Before(v.accepted) {
+					w.refused = false
+					w.hold = l.opts.Hold
+				}
+			}
+		}
+	case Failed:
+		if l.good == v {
+			l.good = nil
+		}
+	}
+	return switched
+}
+
+// Version returns the payload of the version key, if known.
+func (l *Ledger[T]) Version(key Key) (payload T, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if v := l.versions[key]; v != nil {
+		return v.payload, true
+	}
+	return payload, false
+}
+
+// Refused reports whether the version key is held back after a refusal.
+func (l *Ledger[T]) Refused(key Key) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	v := l.versions[key]
+	return v != nil && v.refused
+}
+
+// Known reports whether any version is known.
+func (l *Ledger[T]) Known() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.versions) > 0
+}
+
+// FetchDue reports whether the source should be asked again: a fetch that
+// began at or after since answers, and it may start at at (not before
+// MinInterval after the last fetch the ledger asked for). ok is false when
+// nothing calls for a fetch.
+//
+// A fetch is called for by a refusal of a dial that began after the last
+// fetch (a rotation may have begun: AWSCURRENT may have moved, AWSPENDING
+// may exist), and, while nothing is dialable, by polls at intervals that
+// grow with the time stuck (half of it, from MinInterval up to Hold), so
+// that a secret fixed in the source is found without a fetch per Connect.
+func (l *Ledger[T]) FetchDue(now time.Time) (since, at time.Time, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.lastRefusal.After(l.lastFetch):
+		since, at = l.lastRefusal, l.lastFetch.Add(l.opts.MinInterval)
+	case !l.stuckSince.IsZero():
+		poll := min(max(now.Sub(l.stuckSince)/2, l.opts.MinInterval), l.opts.Hold)
+		at = l.lastFetch.Add(poll)
+		since = at.Add(-poll / 2)
+	default:
+		return time.Time{}, time.Time{}, false
+	}
+	if at.Before(since) {
+		at = since
+	}
+	return since, at, true
+}
+
+// LastAccepted returns the payload of the version that last logged in
+// (whether or not it still works), and the label the source gives it now;
+// ok is false before any login.
+func (l *Ledger[T]) LastAccepted() (payload T, label Stage, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	v := l.last
+	if v == nil {
+		return payload, "", false
+	}
+	for _, st := range [...]Stage{Current, Pending} {
+		if l.labels[st] == v {
+			return v.payload, st, true
+		}
+	}
+	return v.payload, "", true
+}
+
+// Labelled returns the payload of the version the source labels stage.
+func (l *Ledger[T]) Labelled(stage Stage) (payload T, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if v := l.labels[stage]; v != nil {
+		return v.payload, true
+	}
+	return payload, false
+}
+
+// LabelOf returns the label the source gives the version key now, "" when
+// none.
+func (l *Ledger[T]) LabelOf(key Key) Stage {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, st := range [...]Stage{Current, Pending} {
+		if v := l.labels[st]; v != nil && v.key == key {
+			return st
+		}
+	}
+	return ""
+}
