@@ -204,12 +204,17 @@ func (c *Cache) fresh(e *entry, since, now time.Time, force bool) bool {
 // retryAt is, for an entry with no good version, until when its last
 // answer stands: a malformed secret (SecretError) for the TTL, as a good
 // one would (asking again at once would fetch the same document); an
-// outage or a not-found answer for MinRefreshInterval. Called with c.mu
-// held.
-func (c *Cache) retryAt(e *entry) time.Time {
+// outage or a not-found answer for MinRefreshInterval, and for forced
+// refreshes after failures in a row 1, 2, then 4 intervals (a Get with
+// nothing to serve, such as the first connection's, waits no longer than
+// one interval). Called with c.mu held.
+func (c *Cache) retryAt(e *entry, force bool) time.Time {
 	var se *SecretError
 	if errors.As(e.err, &se) {
 		return e.expires
+	}
+	if force && e.failures > 0 {
+		return e.ended.Add(c.opts.MinRefreshInterval << min(e.failures-1, 2))
 	}
 	return e.ended.Add(c.opts.MinRefreshInterval)
 }
@@ -253,7 +258,7 @@ func (c *Cache) load(ctx context.Context, stage Stage, since time.Time, force bo
 		now := c.now()
 		if e != nil && !e.started.IsZero() && e.val == nil && e.err != nil {
 			// Nothing good to serve: the last answer stands only briefly.
-			retry := c.retryAt(e)
+			retry := c.retryAt(e, force)
 			if joined || (force && (!e.started.Before(since) || now.Sub(e.forcedAt) < c.opts.MinRefreshInterval)) {
 				s, err := e.answer()
 				c.mu.Unlock()

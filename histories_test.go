@@ -1,0 +1,386 @@
+package rotatingmysql_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rotatingmysql/rotatingmysql"
+	"github.com/rotatingmysql/rotatingmysql/internal/testdb"
+	"github.com/rotatingmysql/rotatingmysql/retry"
+	"github.com/rotatingmysql/rotatingmysql/rotatingmysqltest"
+)
+
+// The histories around a rotation, on the real MariaDB: what the ledger's
+// model test (internal/ledger) generates by the thousand, played here
+// once each against the server, with the holds shortened through the
+// configuration (refusedHold, ttl), never faked.
+
+// timedLoad runs workers goroutines that each open a new connection per
+// query (SetMaxIdleConns(0) on db) and records when each error happened.
+type timedLoad struct {
+	mu      sync.Mutex
+	errs    []timedErr
+	queries atomic.Int64
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+type timedErr struct {
+	at  time.Time
+	err error
+}
+
+func startTimedLoad(db *sql.DB, workers int) *timedLoad {
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &timedLoad{cancel: cancel}
+	for range workers {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for ctx.Err() == nil {
+				qctx, qcancel := context.WithTimeout(ctx, 15*time.Second)
+				var one int
+				err := db.QueryRowContext(qctx, "SELECT 1").Scan(&one)
+				qcancel()
+				switch {
+				case err == nil:
+					l.queries.Add(1)
+				case ctx.Err() == nil:
+					l.mu.Lock()
+					l.errs = append(l.errs, timedErr{time.Now(), err})
+					l.mu.Unlock()
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+		}()
+	}
+	return l
+}
+
+// stop ends the load and returns the errors that happened at or after from.
+func (l *timedLoad) stop(from time.Time) []timedErr {
+	l.cancel()
+	l.wg.Wait()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []timedErr
+	for _, e := range l.errs {
+		if !e.at.Before(from) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func (l *timedLoad) total() (queries int64, errs int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.queries.Load(), len(l.errs)
+}
+
+// pingUntil pings db every 250 ms until a Ping succeeds or the deadline
+// passes, and returns when the first success ended.
+func pingUntil(t *testing.T, db *sql.DB, deadline time.Time) (time.Time, error) {
+	t.Helper()
+	var last error
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Until(deadline))
+		last = db.PingContext(ctx)
+		cancel()
+		if last == nil {
+			return time.Now(), nil
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	return time.Time{}, fmt.Errorf("no Ping succeeded; last error: %w", last)
+}
+
+// TestHistoryColdStartOutage: a *sql.DB opened while Secrets Manager is
+// down (500s, throttling, refused connections) connects within 2 s after
+// the service is back, pinged every 250 ms: a failed first fetch is not
+// remembered (it used to be, for the whole TTL).
+func TestHistoryColdStartOutage(t *testing.T) {
+	for _, fc := range smFaults {
+		t.Run(fc.name, func(t *testing.T) {
+			b := newBed(t, "cold-Start-pw")
+			fc.inject(b)
+			db := b.open()
+			outage := 2 * time.Second
+			failedPings := 0
+			for end := time.Now().Add(outage); time.Now().Before(end); time.Sleep(250 * time.Millisecond) {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				err := db.PingContext(ctx)
+				cancel()
+				if err == nil {
+					t.Fatal("Ping succeeded during the outage")
+				}
+				failedPings++
+			}
+			fc.clear(b)
+			back := time.Now()
+			ok, err := pingUntil(t, db, back.Add(10*time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%s: %d failed pings during the outage; connected %v after the service came back",
+				fc.name, failedPings, ok.Sub(back).Round(time.Millisecond))
+			if ok.Sub(back) > 2*time.Second {
+				t.Errorf("connected %v after the service came back, want within 2s", ok.Sub(back))
+			}
+		})
+	}
+}
+
+// TestHistoryNotFoundKeepsServing: a ResourceNotFound answer to a refresh
+// in mid-life does not erase the version that works: new connections keep
+// logging in with it while the TTL expires again and again.
+func TestHistoryNotFoundKeepsServing(t *testing.T) {
+	b := newBed(t, "not-Found-pw")
+	c, db := b.openWithConnector(rotatingmysql.WithTTL(100 * time.Millisecond))
+	db.SetMaxIdleConns(0)
+	ping(t, db)
+	b.sm.Fail("GetSecretValue", rotatingmysqltest.Fault{Type: "ResourceNotFoundException", Status: 400})
+	defer b.sm.ClearFaults()
+	calls0 := b.apiCalls()
+	for range 20 {
+		ping(t, db)
+		time.Sleep(50 * time.Millisecond)
+	}
+	if b.apiCalls() == calls0 {
+		t.Fatal("the TTL refreshes were not made: the test proves nothing")
+	}
+	if st := c.Stats(); st.CurrentVersionID == "" {
+		t.Errorf("Stats lost the version in use: %+v", st)
+	}
+}
+
+// TestHistoryMigrationToLaterUser: the secret's new AWSCURRENT names a user
+// created later. The driver tries it (refused: no such user yet) and keeps
+// the old version, which works. Once the new user exists and the old
+// version breaks for a reason other than 1045 (its database dropped), a
+// Ping succeeds within the hold plus a few seconds: nothing pins the dead
+// version.
+func TestHistoryMigrationToLaterUser(t *testing.T) {
+	b := newBed(t, "migrate-Old-pw")
+	ctx := context.Background()
+	hold := 2 * time.Second
+	c, db := b.openWithConnector(rotatingmysql.WithRefusedHold(hold), rotatingmysql.WithTTL(500*time.Millisecond))
+	db.SetMaxIdleConns(0)
+	ping(t, db)
+
+	newUser, newDB := testdb.UniqueName("mig"), testdb.UniqueName("migdb")
+	if _, err := b.sm.Store().PutSecretValue(b.arn, rotatingmysqltest.SecretJSON(b.host, b.port, newUser, "migrate-New-pw", newDB), nil); err != nil {
+		t.Fatal(err)
+	}
+	// The TTL refresh brings the new AWSCURRENT; its trial is refused (no
+	// such user) and the old version keeps serving.
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Stats().AuthRefused == 0 && time.Now().Before(deadline) {
+		ping(t, db)
+		time.Sleep(50 * time.Millisecond)
+	}
+	if c.Stats().AuthRefused == 0 {
+		t.Fatal("the new AWSCURRENT was never tried")
+	}
+	for range 5 {
+		ping(t, db)
+	}
+	if err := b.srv.CreateUser(ctx, newUser, "migrate-New-pw", newDB); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = b.srv.DropUser(context.Background(), newUser)
+		_ = b.srv.DropDatabase(context.Background(), newDB)
+	})
+	if err := b.srv.DropDatabase(ctx, b.db); err != nil {
+		t.Fatal(err)
+	}
+	broken := time.Now()
+	ok, err := pingUntil(t, db, broken.Add(hold+5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the old version broke; a Ping succeeded %v later (hold %v)", ok.Sub(broken).Round(time.Millisecond), hold)
+	var one int
+	if err := db.QueryRow("SELECT 1").Scan(&one); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestHistorySecretFirstThenAlterUser: the runbook order "update the
+// secret, then ALTER USER a few seconds later", under 8 goroutines that
+// dial per query: 0 application errors from 2 s after the ALTER USER (in
+// our runs, none at all). With a short TTL the driver meets the new
+// AWSCURRENT first and is refused; the ALTER USER then proves the server
+// changed, which clears that refusal.
+func TestHistorySecretFirstThenAlterUser(t *testing.T) {
+	for _, ttl := range []time.Duration{0, 500 * time.Millisecond} {
+		t.Run(fmt.Sprintf("ttl=%v", ttl), func(t *testing.T) {
+			b := newBed(t, "secret-First-Old")
+			opts := []rotatingmysql.Option{}
+			if ttl > 0 {
+				opts = append(opts, rotatingmysql.WithTTL(ttl))
+			}
+			_, db := b.openWithConnector(opts...)
+			db.SetMaxIdleConns(0)
+			ping(t, db)
+			l := startTimedLoad(db, 8)
+			time.Sleep(300 * time.Millisecond)
+			if _, err := b.sm.Store().PutSecretValue(b.arn, rotatingmysqltest.SecretJSON(b.host, b.port, b.user, "secret-First-New", b.db), nil); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(3 * time.Second)
+			if err := b.srv.SetPassword(context.Background(), b.user, "secret-First-New"); err != nil {
+				t.Fatal(err)
+			}
+			altered := time.Now()
+			time.Sleep(3 * time.Second)
+			late := l.stop(altered.Add(2 * time.Second))
+			q, n := l.total()
+			t.Logf("%d queries, %d errors in all, %d from 2s after ALTER USER", q, n, len(late))
+			if len(late) > 0 {
+				t.Errorf("%d errors from 2s after ALTER USER; first: %v", len(late), late[0].err)
+			}
+		})
+	}
+}
+
+// TestHistoryRollbackAfterPending: a rotation stuck after setSecret, the
+// process on AWSPENDING, then rolled back (the old password restored on the
+// server, AWSPENDING removed): 0 application errors from 2 s after the
+// rollback.
+func TestHistoryRollbackAfterPending(t *testing.T) {
+	b := newBed(t, "rollback-Old-pw")
+	ctx := context.Background()
+	c, db := b.openWithConnector()
+	db.SetMaxIdleConns(0)
+	ping(t, db)
+	l := startTimedLoad(db, 8)
+	if err := errors.Join(b.rot.CreateSecret(ctx), b.rot.SetSecret(ctx)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Stats().PendingUsed == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if c.Stats().PendingUsed == 0 {
+		t.Fatal("the driver never switched to AWSPENDING")
+	}
+	time.Sleep(500 * time.Millisecond)
+	if err := b.srv.SetPassword(ctx, b.user, b.password); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.sm.Store().RemoveStage(b.arn, rotatingmysqltest.StagePending); err != nil {
+		t.Fatal(err)
+	}
+	rolledBack := time.Now()
+	time.Sleep(4 * time.Second)
+	late := l.stop(rolledBack.Add(2 * time.Second))
+	q, n := l.total()
+	t.Logf("%d queries, %d errors in all, %d from 2s after the rollback", q, n, len(late))
+	if len(late) > 0 {
+		t.Errorf("%d errors from 2s after the rollback; first: %v", len(late), late[0].err)
+	}
+}
+
+// TestHistoryWrongEverywhereHolds: a secret wrong everywhere, 12
+// goroutines that start together and keep dialing for several hold
+// periods, with max_password_errors just above the documented budget (one
+// trial, then one probe per hold, the hold doubling up to the TTL): the
+// account is not blocked, and the right password still logs in.
+//
+// make test runs it with a 500 ms hold for 8 s (budget: 1 + 4 probes);
+// ROTATINGMYSQL_WRONG_FOR=3m runs the default 1-minute hold for 3 minutes
+// with max_password_errors = 10 (budget: 1 + 2 probes).
+func TestHistoryWrongEverywhereHolds(t *testing.T) {
+	hold, ttl, run, limit := 500*time.Millisecond, 4*time.Second, 8*time.Second, 6
+	if v := os.Getenv("ROTATINGMYSQL_WRONG_FOR"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("ROTATINGMYSQL_WRONG_FOR: %v", err)
+		}
+		hold, ttl, run, limit = rotatingmysql.DefaultRefusedHold, 15*time.Minute, d, 10
+	}
+	b := newBed(t, "wrong-Everywhere-Real")
+	b.srv.TempGlobal(t, "max_password_errors", limit)
+	if _, err := b.sm.Store().PutSecretValue(b.arn, rotatingmysqltest.SecretJSON(b.host, b.port, b.user, "wrong-Everywhere-X", b.db), nil); err != nil {
+		t.Fatal(err)
+	}
+	c, db := b.openWithConnector(rotatingmysql.WithRefusedHold(hold), rotatingmysql.WithTTL(ttl),
+		rotatingmysql.WithRetryPolicy(retry.Policy{Timeout: time.Second}))
+	db.SetMaxIdleConns(0)
+	denied0 := b.deniedLogins()
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	var attempts, refused atomic.Int64
+	end := time.Now().Add(run)
+	for range 12 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			for time.Now().Before(end) {
+				err := db.Ping()
+				attempts.Add(1)
+				if err == nil {
+					t.Error("Ping succeeded with a wrong secret")
+					return
+				}
+				if n := mysqlErrNumber(err); n != erAccessDenied {
+					t.Errorf("error %d %v, want 1045 in a ConnectError", n, err)
+					return
+				}
+				refused.Add(1)
+				time.Sleep(20 * time.Millisecond)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	denied := b.deniedLogins() - denied0
+	t.Logf("%v wrong everywhere, hold %v: %d Pings, %d failed logins on the server, %d GetSecretValue calls, Stats.AuthRefused %d",
+		run, hold, attempts.Load(), denied, b.apiCalls(), c.Stats().AuthRefused)
+	if denied >= int64(limit) {
+		t.Errorf("%d failed logins reach max_password_errors = %d", denied, limit)
+	}
+	if err := b.directLogin(b.password); err != nil {
+		t.Fatalf("the right password no longer logs in (error %d): %v", mysqlErrNumber(err), err)
+	}
+}
+
+// TestErrorsSayWhoseDeadline: when retryTimeout ends the wait, the error
+// wraps ErrRetryTimeout and errors.Is(err, context.DeadlineExceeded) is
+// false; when the caller's deadline ends it, DeadlineExceeded is true. A
+// Connect with no deadline is bounded by retryTimeout, the first fetch
+// included.
+func TestErrorsSayWhoseDeadline(t *testing.T) {
+	b := newBed(t, "whose-Deadline-pw")
+	// A Secrets Manager slower than every deadline.
+	b.sm.Fail("GetSecretValue", rotatingmysqltest.Fault{Delay: 3 * time.Second})
+	defer b.sm.ClearFaults()
+	db := b.open(rotatingmysql.WithRetryPolicy(retry.Policy{Timeout: time.Second}))
+
+	start := time.Now()
+	err := db.PingContext(context.Background())
+	took := time.Since(start)
+	if !errors.Is(err, rotatingmysql.ErrRetryTimeout) || errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("no caller deadline: %v; want ErrRetryTimeout and not DeadlineExceeded", err)
+	}
+	if took > 5*time.Second {
+		t.Errorf("a Connect without deadline took %v, want about retryTimeout (1s)", took)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	err = db.PingContext(ctx)
+	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, rotatingmysql.ErrRetryTimeout) {
+		t.Errorf("caller's deadline: %v; want DeadlineExceeded and not ErrRetryTimeout", err)
+	}
+}
