@@ -182,7 +182,7 @@ func runFleet(ctx context.Context, o *options, t *target, progress io.Writer) (*
 	o2.workers, o2.plainWorkers = o.processWorkers, 0
 	rep := buildReport(&o2, t, tl, final, elapsed, stats, rec, newRecorder(driverPlain))
 	rep.Workers, rep.FreshWorkers = o.processes*o.processWorkers, o.processes*((o.processWorkers+1)/2)
-	rep.Fleet = f.report(tl, rec, quota, interval, calls0)
+	rep.Fleet = f.report(tl, rec, quota, interval)
 	rep.APICallsCounted = rep.Fleet.Counted
 	for _, p := range rep.Fleet.Problems {
 		rep.fail(p)
@@ -442,8 +442,9 @@ type FleetSecond struct {
 
 // report builds the fleet's figures. Seconds are counted from the
 // emulator's origin (its per-second counts), which precedes the
-// timeline's start.
-func (f *fleet) report(tl *timeline, rec *recorder, quota float64, interval time.Duration, calls0 int) *FleetReport {
+// timeline's start; the first second holds the drill's own read of the
+// secret, made before the processes start.
+func (f *fleet) report(tl *timeline, rec *recorder, quota float64, interval time.Duration) *FleetReport {
 	o := f.o
 	r := &FleetReport{
 		Processes: o.processes, Agents: o.agents, WorkersPerProcess: o.processWorkers,
@@ -518,9 +519,6 @@ func (f *fleet) report(tl *timeline, rec *recorder, quota float64, interval time
 			r.PeakStartupRate = max(r.PeakStartupRate, total)
 			r.StartupCalls += total
 		}
-	}
-	if len(f.agents) > 0 {
-		r.StartupCalls -= calls0 // reads before the timeline: none, the processes had not started
 	}
 	rots := max(o.rotations, 1)
 	r.CallsPerProcessPerRotation = float64(r.RotationCalls) / float64(o.processes) / float64(rots)
