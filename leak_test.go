@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/rotatingmysql/rotatingmysql"
 	"github.com/rotatingmysql/rotatingmysql/credsource"
 	"github.com/rotatingmysql/rotatingmysql/internal/testdb"
@@ -29,16 +27,6 @@ import (
 type testdbMain struct{ m *testing.M }
 
 func (r testdbMain) Run() int { return testdb.Run(r.m) }
-
-// leakOptions lists the goroutines that may outlive the tests without being
-// a leak of this library.
-func leakOptions() []goleak.Option {
-	return []goleak.Option{
-		// An HTTP/1.1 keep-alive connection of the AWS SDK's client whose
-		// emulator has closed: it ends when it reads the EOF.
-		// XXX
-	}
-}
 
 // leakLog is a bytes.Buffer safe for the concurrent writes of a logger.
 type leakLog struct {

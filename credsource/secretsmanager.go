@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"sync"
+	"sync/atomic"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/arn"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
@@ -28,6 +32,12 @@ type SecretsManagerAPI interface {
 // config.LoadDefaultConfig, which honours the usual AWS_* variables,
 // including AWS_ENDPOINT_URL_SECRETS_MANAGER. The region comes from Region,
 // else from the secret's ARN, else from the SDK's default chain.
+//
+// Unless Client or AWSConfig.HTTPClient is given, the source makes an HTTP
+// client of its own (the SDK's default transport settings, its own
+// connection pool) and Close closes its idle connections, so that no
+// connection or goroutine outlives the source. A client or HTTPClient the
+// caller gave stays the caller's to close.
 type SecretsManager struct {
 	// SecretID is the secret's name or ARN.
 	SecretID string
@@ -40,9 +50,16 @@ type SecretsManager struct {
 
 	mu     sync.Mutex
 	client SecretsManagerAPI
+	// own is the transport of the HTTP client the source made; nil when
+	// the caller gave the client or the HTTPClient.
+	own    *http.Transport
+	closed atomic.Bool
 }
 
-var _ Source = (*SecretsManager)(nil)
+var (
+	_ Source    = (*SecretsManager)(nil)
+	_ io.Closer = (*SecretsManager)(nil)
+)
 
 // String names the source in logs and errors.
 func (s *SecretsManager) String() string { return "secretsmanager" }
@@ -58,13 +75,18 @@ func (s *SecretsManager) API(ctx context.Context) (SecretsManagerAPI, error) {
 		return s.client, nil
 	}
 	var cfg aws.Config
+	var made bool // the HTTP client is the source's to close
 	if s.AWSConfig != nil {
 		cfg = s.AWSConfig.Copy()
+		made = cfg.HTTPClient == nil
 	} else {
 		var err error
 		if cfg, err = config.LoadDefaultConfig(ctx); err != nil {
 			return nil, fmt.Errorf("secret %q: load AWS configuration: %w", s.SecretID, err)
 		}
+		// Given no HTTP client, LoadDefaultConfig made one (with
+		// AWS_CA_BUNDLE applied, if set): the source's own.
+		made = true
 	}
 	region := s.Region
 	if region == "" {
@@ -78,8 +100,49 @@ func (s *SecretsManager) API(ctx context.Context) (SecretsManagerAPI, error) {
 	if cfg.Region == "" {
 		return nil, fmt.Errorf("secret %q: no AWS region: give the secret's full ARN, set AWS_REGION, or add region=... to the DSN", s.SecretID)
 	}
+	if made {
+		s.own, cfg.HTTPClient = ownHTTPClient(cfg.HTTPClient)
+	}
 	s.client = secretsmanager.NewFromConfig(cfg)
 	return s.client, nil
+}
+
+// ownHTTPClient returns an HTTP client whose transport the source holds, so
+// that Close can close its idle connections: the SDK's BuildableClient
+// keeps its transport out of reach. The transport is a copy of the one
+// made's settings (the SDK's defaults, plus a CA bundle from the
+// configuration), or the SDK's defaults when made is nil or of another kind.
+func ownHTTPClient(made aws.HTTPClient) (*http.Transport, aws.HTTPClient) {
+	b, ok := made.(*awshttp.BuildableClient)
+	if !ok {
+		b = awshttp.NewBuildableClient()
+	}
+	tr := b.GetTransport()
+	return tr, &http.Client{
+		Transport: tr,
+		Timeout:   b.GetTimeout(),
+		// As the SDK's own client: an answer is never a redirect to follow.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// Close closes the idle connections of the HTTP client the source made for
+// itself (nothing of a Client or HTTPClient the caller gave). A fetch still
+// under way, or made later, closes its connection when it ends, so that
+// none is left open; the source stays usable.
+func (s *SecretsManager) Close() error {
+	s.closed.Store(true)
+	s.closeIdle()
+	return nil
+}
+
+func (s *SecretsManager) closeIdle() {
+	s.mu.Lock()
+	tr := s.own
+	s.mu.Unlock()
+	if tr != nil {
+		tr.CloseIdleConnections()
+	}
 }
 
 // Fetch calls GetSecretValue for the requested stage.
@@ -96,6 +159,11 @@ func (s *SecretsManager) Fetch(ctx context.Context, req Request) (*Secret, error
 		SecretId:     aws.String(s.SecretID),
 		VersionStage: aws.String(string(stage)),
 	})
+	if s.closed.Load() {
+		// Closed during or before this fetch: the SDK has read the answer
+		// to its end, so the connection is back in the idle pool.
+		s.closeIdle()
+	}
 	if err != nil {
 		return nil, classifyAPIError(s.SecretID, stage, err)
 	}

@@ -92,6 +92,13 @@ func (s *switchable) close() error {
 	return s.srv.Close()
 }
 
+// open returns how many connections the server holds open.
+func (s *switchable) open() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
 // up reports whether the server is accepting connections.
 func (s *switchable) up() bool {
 	s.mu.Lock()

@@ -47,8 +47,11 @@ type Fault struct {
 }
 
 // SecretsManager is an in-process HTTP server speaking the Secrets Manager AWS
-// JSON 1.1 protocol on 127.0.0.1, backed by a Store. It counts calls and can
-// inject faults; it is safe for concurrent use.
+// JSON 1.1 protocol on 127.0.0.1, backed by a Store. It counts calls, can
+// inject faults and can enforce a request rate per operation as the
+// service's quotas do (SetQuota), counting requests per second
+// (RequestRates) so that a test can see what a fleet of clients does to the
+// account's quota; it is safe for concurrent use.
 //
 // Calls are counted per request received, so the aws-sdk-go-v2 client's own
 // retries count as separate calls, and a refused connection counts as none.
@@ -68,6 +71,9 @@ type SecretsManager struct {
 	stageCalls map[string]int
 	total      int
 	faults     map[string]Fault
+	quotas     map[string]*bucket
+	rates      rateLog
+	clock      func() time.Time
 }
 
 // NewSecretsManager starts an emulator with a Store of its own.
@@ -79,7 +85,9 @@ func NewSecretsManagerWithStore(store *Store) (*SecretsManager, error) {
 	s := &SecretsManager{
 		store: store,
 		calls: make(map[string]int), stageCalls: make(map[string]int), faults: make(map[string]Fault),
+		quotas: make(map[string]*bucket), clock: time.Now,
 	}
+	s.rates = rateLog{origin: s.clock(), byOp: make(map[string][]RequestRate)}
 	var err error
 	if s.net, err = listen("SecretsManager", "127.0.0.1:0", s); err != nil {
 		return nil, err
@@ -96,6 +104,12 @@ func (s *SecretsManager) Store() *Store { return s.store }
 
 // Close stops the emulator and closes its connections.
 func (s *SecretsManager) Close() error { return s.net.close() }
+
+// OpenConnections returns how many client connections the emulator holds
+// open now, idle keep-alive ones included: a client that has closed its
+// idle connections leaves none behind. The server notices a client's close
+// when it reads the EOF, a moment later: poll.
+func (s *SecretsManager) OpenConnections() int { return s.net.open() }
 
 // SetDown with true closes the listener, so new connections are refused, and
 // closes the open ones, idle keep-alive connections included. With false it
@@ -147,14 +161,19 @@ func (s *SecretsManager) TotalCalls() int {
 	return s.total
 }
 
-// ResetCalls sets every counter to zero.
+// ResetCalls sets every counter to zero and restarts the per-second
+// counts (RequestRates) now. Quotas keep their state.
 func (s *SecretsManager) ResetCalls() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	clear(s.calls)
 	clear(s.stageCalls)
 	s.total = 0
+	s.rates = rateLog{origin: s.now(), byOp: make(map[string][]RequestRate)}
 }
+
+// now reads the emulator's clock. Called with s.mu held.
+func (s *SecretsManager) now() time.Time { return s.clock() }
 
 // AWSConfig returns a configuration that points an aws-sdk-go-v2 client, such
 // as secretsmanager.NewFromConfig, at the emulator. The SDK's default retryer
@@ -212,7 +231,7 @@ func (s *SecretsManager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err == nil && len(body) > 0 {
 		err = json.Unmarshal(body, &in)
 	}
-	f, faulted := s.received(op, &in)
+	f, faulted, throttled := s.received(op, &in)
 	if faulted && f.Delay > 0 && sleep(r.Context(), f.Delay) != nil {
 		panic(http.ErrAbortHandler) // the client is gone: answer nothing
 	}
@@ -222,6 +241,14 @@ func (s *SecretsManager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case !strings.HasPrefix(auth, "AWS4-HMAC-SHA256 ") || !strings.Contains(auth, "Signature="):
 		writeError(w, http.StatusBadRequest, "IncompleteSignatureException", "Authorization header requires a AWS4-HMAC-SHA256 signature.")
+		return
+	}
+	if throttled {
+		// The service's own answer above a quota: lower-case "message",
+		// unlike most errors of the protocol (the SDK reads both).
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		w.WriteHeader(http.StatusBadRequest)
+		json.NewEncoder(w).Encode(object{"__type": "ThrottlingException", "message": "Rate exceeded"})
 		return
 	}
 	if faulted && (f.Type != "" || f.Status != 0) {
@@ -245,8 +272,9 @@ func (s *SecretsManager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// received counts a request and takes the fault that applies to it.
-func (s *SecretsManager) received(op string, in *request) (Fault, bool) {
+// received counts a request, applies op's quota and, unless the quota
+// refused it, takes the fault that applies to it.
+func (s *SecretsManager) received(op string, in *request) (f Fault, faulted, throttled bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.total++
@@ -254,6 +282,15 @@ func (s *SecretsManager) received(op string, in *request) (Fault, bool) {
 	if op == "GetSecretValue" && (in.VersionStage != "" || in.VersionID == "") {
 		s.stageCalls[cmp.Or(in.VersionStage, StageCurrent)]++
 	}
+	if s.throttle(op, s.now()) {
+		return Fault{}, false, true
+	}
+	f, faulted = s.fault(op)
+	return f, faulted, false
+}
+
+// fault takes the fault that applies to op. Called with s.mu held.
+func (s *SecretsManager) fault(op string) (Fault, bool) {
 	key := op
 	f, ok := s.faults[key]
 	if !ok {

@@ -17,7 +17,11 @@ func drill(ctx context.Context, o *options, progress io.Writer) (*Report, error)
 	if err != nil {
 		return nil, err
 	}
-	rep, err := runDrill(ctx, o, t, progress)
+	run := runDrill
+	if o.processes > 0 {
+		run = runFleet
+	}
+	rep, err := run(ctx, o, t, progress)
 	if cerr := t.close(); cerr != nil && err == nil {
 		fmt.Fprintf(progress, "rotation-drill: cleanup: %v\n", cerr)
 	}

@@ -291,6 +291,13 @@ func TestUsageErrors(t *testing.T) {
 		{"-aws", "-secret", "x", "-window", "1s"},
 		{"-timeout", "1m"},
 		{"extra"},
+		{"-agents", "2"},
+		{"-quota", "100"},
+		{"-processes", "-1"},
+		{"-processes", "2", "-agents", "3"},
+		{"-processes", "2", "-source", "agent"},
+		{"-processes", "2", "-workers", "3"},
+		{"-processes", "2", "-process-workers", "0"},
 	} {
 		var stdout, stderr bytes.Buffer
 		if code := run(context.Background(), args, &stdout, &stderr); code != exitCannotRun {

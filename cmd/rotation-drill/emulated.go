@@ -90,6 +90,7 @@ func emulatedTarget(ctx context.Context, o *options, admin *sql.DB, addr, descri
 	// The plain driver's application reads the secret once, at start.
 	read := &credsource.SecretsManager{SecretID: arn, AWSConfig: &awsCfg}
 	first, err := read.Fetch(ctx, credsource.Request{Stage: credsource.Current})
+	read.Close()
 	if err != nil {
 		return nil, fmt.Errorf("read the secret: %w", err)
 	}
@@ -122,6 +123,7 @@ func emulatedTarget(ctx context.Context, o *options, admin *sql.DB, addr, descri
 		apiCalls:     func(*rotatingmysql.Connector) int { return calls() - startCalls },
 		apiCallsFrom: callsFrom,
 		close:        cleanup,
+		fleet:        &fleetTarget{sm: sm, arn: arn},
 	}, nil
 }
 

@@ -34,6 +34,14 @@ type options struct {
 	verbose      bool
 	quiet        bool
 
+	// The fleet drill (-processes).
+	processes      int
+	agents         int
+	quota          float64
+	processWorkers int
+	ttl            time.Duration
+	intervalSet    bool
+
 	logger *slog.Logger
 	// awsConfig replaces config.LoadDefaultConfig in -aws mode (tests
 	// point it at the emulator).
@@ -92,18 +100,24 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
 	fs.BoolVar(&o.verbose, "v", false, "log rotatingmysql's events (secret fetched, 1045 absorbed, AWSPENDING used) to stderr")
 	fs.BoolVar(&o.quiet, "q", false, "no live progress")
+	fs.IntVar(&o.processes, "processes", 0, "fleet drill: simulate `N` processes, each with its own connector, pools and workers (nothing shared between them)")
+	fs.IntVar(&o.agents, "agents", 0, "fleet drill: put the processes behind `M` emulated Secrets Manager Agents (one per host, its cache shared by its processes)")
+	fs.Float64Var(&o.quota, "quota", 0, "fleet drill: the emulator's GetSecretValue quota in requests/s (default: 10,000 x N/10,000, so that N processes stand for 10,000 against the real quota)")
+	fs.IntVar(&o.processWorkers, "process-workers", 2, "fleet drill: workers per process; half of them (rounded up) open a new connection for every query")
+	fs.DurationVar(&o.ttl, "ttl", 0, "fleet drill: the processes' cache TTL (default: rotatingmysql's, 15m)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	o.intervalSet = set["interval"]
 	if err := o.check(set, fs.Args()); err != nil {
 		fmt.Fprintf(stderr, "rotation-drill: %v\n", err)
 		return nil, err
 	}
 	if o.plainWorkers < 0 {
 		o.plainWorkers = o.workers
-		if o.aws {
+		if o.aws || o.processes > 0 {
 			o.plainWorkers = 0
 		}
 	}
@@ -131,6 +145,21 @@ func (o *options) check(set map[string]bool, rest []string) error {
 		return fmt.Errorf("-source %q: want api or agent", o.source)
 	case o.aws != (o.secret != ""):
 		return errors.New("-aws and -secret ARN go together: the drill rotates a real secret only when both are given")
+	case o.processes < 0 || o.agents < 0 || o.quota < 0:
+		return errors.New("-processes, -agents and -quota must not be negative")
+	case o.processes == 0 && (set["agents"] || set["quota"] || set["process-workers"] || set["ttl"]):
+		return errors.New("-agents, -quota, -process-workers and -ttl apply only to the fleet drill (-processes N)")
+	case o.agents > o.processes:
+		return fmt.Errorf("-agents %d: more agents than processes (%d)", o.agents, o.processes)
+	case o.processes > 0 && o.processWorkers < 1:
+		return fmt.Errorf("-process-workers must be at least 1, got %d", o.processWorkers)
+	}
+	if o.processes > 0 {
+		for _, name := range []string{"aws", "source", "workers", "plain-workers"} {
+			if set[name] {
+				return fmt.Errorf("-%s: not with -processes (the fleet's processes use the API, or -agents M; -process-workers sets their workers)", name)
+			}
+		}
 	}
 	if o.aws {
 		var bad []string

@@ -39,9 +39,11 @@ type Report struct {
 	Marks   []Mark        `json:"marks"`
 	// Timeline holds the successful queries and the errors per bucket.
 	Timeline Timeline `json:"timeline"`
-	Pass     bool     `json:"pass"`
-	Problems []string `json:"problems,omitempty"`
-	Verdict  string   `json:"verdict"`
+	// Fleet holds the fleet drill's figures (-processes).
+	Fleet    *FleetReport `json:"fleet,omitempty"`
+	Pass     bool         `json:"pass"`
+	Problems []string     `json:"problems,omitempty"`
+	Verdict  string       `json:"verdict"`
 }
 
 // StepRow is one driver's figures during one step. Latencies are those of
@@ -318,6 +320,9 @@ func (r *Report) writeText(w io.Writer) {
 		for _, k := range kinds {
 			fmt.Fprintf(w, "  %6d  %s\n", d.ErrorKinds[k], k)
 		}
+	}
+	if r.Fleet != nil {
+		r.Fleet.writeText(w)
 	}
 	fmt.Fprintf(w, "\n%s\n", r.Verdict)
 }

@@ -20,6 +20,10 @@ var (
 	colorErrors  = color.NRGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff}
 	colorWindow  = color.NRGBA{R: 0xff, G: 0xa5, B: 0x00, A: 0x40}
 	colorMark    = color.Gray{Y: 0x70}
+	colorAPI     = color.NRGBA{R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff}
+	colorThrottl = color.NRGBA{R: 0xff, G: 0x7f, B: 0x0e, A: 0xff}
+	colorLogins  = color.NRGBA{R: 0x94, G: 0x67, B: 0xbd, A: 0xff}
+	colorQuota   = color.Black
 )
 
 // Layout of the timeline, in inches.
@@ -45,6 +49,9 @@ var shortStep = map[string]string{
 // shaded, the steps marked, and the legend in a strip at the bottom.
 func writeSVG(path string, r *Report) error {
 	n := len(r.Timeline.Series)
+	if r.Fleet != nil {
+		n++ // the fleet's panel, below the queries
+	}
 	height := vg.Length(svgPanelHeight*float64(n)+svgLegend) * vg.Inch
 	ymax := 1.0
 	for _, s := range r.Timeline.Series {
@@ -62,6 +69,13 @@ func writeSVG(path string, r *Report) error {
 	var plots [][]*plot.Plot
 	for i, s := range r.Timeline.Series {
 		p, err := panel(r, s, xmax, ymax, i == 0, &legend)
+		if err != nil {
+			return err
+		}
+		plots = append(plots, []*plot.Plot{p})
+	}
+	if r.Fleet != nil {
+		p, err := fleetPanel(r, xmax)
 		if err != nil {
 			return err
 		}
@@ -255,4 +269,69 @@ func (wholeTicks) Ticks(min, max float64) []plot.Tick {
 		out = append(out, t)
 	}
 	return out
+}
+
+// fleetPanel draws the fleet drill's seconds: GetSecretValue requests per
+// second against the quota, throttled requests, failed logins and
+// application errors, with the steps marked; its legend is its own.
+func fleetPanel(r *Report, xmax float64) (*plot.Plot, error) {
+	f := r.Fleet
+	p := plot.New()
+	p.Title.Text = fmt.Sprintf("fleet: %d processes, %s; GetSecretValue quota %s/s", f.Processes, fleetBehind(f), quotaText(f.Quota))
+	p.X.Label.Text = "seconds since the start"
+	p.Y.Label.Text = "per second"
+	ymax := f.Quota
+	for _, s := range f.Seconds {
+		ymax = math.Max(ymax, float64(max(s.APIRequests, s.AppErrors, int(s.FailedLogins))))
+	}
+	p.X.Min, p.X.Max, p.Y.Min, p.Y.Max = 0, xmax, 0, ymax*1.15
+	p.Y.Tick.Marker = wholeTicks{}
+	p.Add(plotter.NewGrid())
+	p.Legend.Top, p.Legend.Left = true, false
+	p.Legend.TextStyle.Font.Size = vg.Points(9)
+
+	q, err := plotter.NewLine(plotter.XYs{{X: 0, Y: f.Quota}, {X: xmax, Y: f.Quota}})
+	if err != nil {
+		return nil, err
+	}
+	q.LineStyle.Color, q.LineStyle.Width, q.LineStyle.Dashes = colorQuota, vg.Points(1), []vg.Length{vg.Points(6), vg.Points(3)}
+	p.Add(q)
+	p.Legend.Add("quota", q)
+	for _, sr := range []struct {
+		label string
+		val   func(FleetSecond) float64
+		col   color.Color
+	}{
+		{"API requests", func(s FleetSecond) float64 { return float64(s.APIRequests) }, colorAPI},
+		{"throttled", func(s FleetSecond) float64 { return float64(s.Throttled) }, colorThrottl},
+		{"failed logins", func(s FleetSecond) float64 { return float64(s.FailedLogins) }, colorLogins},
+		{"application errors", func(s FleetSecond) float64 { return float64(s.AppErrors) }, colorErrors},
+	} {
+		if len(f.Seconds) == 0 {
+			break
+		}
+		xys := make(plotter.XYs, 0, len(f.Seconds)+1)
+		for _, s := range f.Seconds {
+			xys = append(xys, plotter.XY{X: math.Max(s.AtS, 0), Y: sr.val(s)})
+		}
+		xys = append(xys, plotter.XY{X: xmax, Y: xys[len(xys)-1].Y})
+		l, err := plotter.NewLine(xys)
+		if err != nil {
+			return nil, err
+		}
+		l.StepStyle = plotter.PostStep
+		l.LineStyle.Color, l.LineStyle.Width = sr.col, vg.Points(1.2)
+		p.Add(l)
+		p.Legend.Add(sr.label, l)
+	}
+	for _, g := range groupMarks(r.Marks, xmax*0.02) {
+		x := g[0].AtMS / 1000
+		l, err := plotter.NewLine(plotter.XYs{{X: x, Y: 0}, {X: x, Y: ymax * 1.15}})
+		if err != nil {
+			return nil, err
+		}
+		l.LineStyle.Color, l.LineStyle.Dashes = colorMark, []vg.Length{vg.Points(3), vg.Points(3)}
+		p.Add(l)
+	}
+	return p, nil
 }

@@ -34,6 +34,8 @@ type target struct {
 	apiCallsFrom string
 	// close releases what the target set up (accounts, servers).
 	close func() error
+	// fleet is what the fleet drill needs; nil with -aws.
+	fleet *fleetTarget
 }
 
 // rotation rotates the secret once, calling mark at each step it sees.
