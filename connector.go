@@ -6,10 +6,10 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,52 +28,47 @@ import (
 // refused. Use it with sql.OpenDB; it is safe for concurrent use.
 type Connector struct {
 	cfg    *Config
+	sh     *shared // source and cache, shared with the process's connectors on the same secret
 	src    credsource.Source
 	cache  *credsource.Cache
 	ledger *ledger.Ledger[*version]
 	log    *slog.Logger
 
-	lastSec atomic.Pointer[credsource.Secret] // the last AWSCURRENT given to the ledger
+	mu      sync.RWMutex
+	dialers map[ledger.Key]driver.Connector // this connector's mysql settings, per version
+
+	lastSec   atomic.Pointer[credsource.Secret] // the last AWSCURRENT given to the ledger
+	closeOnce sync.Once
+	closeErr  error
 
 	authRefused, pendingUsed, recovered, gaveUp atomic.Uint64
 }
 
 var _ driver.Connector = (*Connector)(nil)
 
-// version is one set of credentials with its own mysql connector.
+// version is one set of credentials, as the ledger knows it (shared by the
+// connectors of a secret).
 type version struct {
 	key     ledger.Key
-	mysql   driver.Connector
 	secret  atomic.Pointer[credsource.Secret] // the latest fetch of it
 	lastErr atomic.Pointer[mysql.MySQLError]  // the server's last 1045 for it
 }
 
 // NewConnector returns a connector for cfg. It validates cfg and does no
-// network I/O: the first fetch happens on the first connection.
+// network I/O: the first fetch happens on the first connection. Connectors
+// on the same secret with the same source settings share one source, cache
+// and ledger (see Config.Isolate); Close releases them.
 func NewConnector(cfg *Config) (*Connector, error) {
 	cfg = cfg.clone()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	src, err := cfg.newSource()
+	sh, l, err := acquire(cfg)
 	if err != nil {
 		return nil, err
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	c := &Connector{
-		cfg: cfg,
-		src: src,
-		log: log,
-		ledger: ledger.New[*version](ledger.Options{
-			Hold:    cfg.RefusedHold,
-			MaxHold: max(cfg.TTL, cfg.RefusedHold),
-		}),
-	}
-	c.cache = credsource.NewCache(src, credsource.CacheOptions{TTL: cfg.TTL, Logger: log})
-	return c, nil
+	return &Connector{cfg: cfg, sh: sh, src: sh.src, cache: sh.cache, ledger: l, log: cfg.logger(),
+		dialers: make(map[ledger.Key]driver.Connector, 2)}, nil
 }
 
 // Driver returns the rotatingmysql driver.
@@ -87,13 +82,13 @@ func (c *Connector) Format(f fmt.State, verb rune) {
 
 var _ fmt.Formatter = (*Connector)(nil)
 
-// Close closes the credential source if it holds resources. database/sql
-// calls it from DB.Close.
+// Close releases the connector's share of the source, cache and ledger;
+// the last connector to close them closes the source's resources (idle
+// HTTP connections). database/sql calls it from DB.Close. Calling it again
+// does nothing.
 func (c *Connector) Close() error {
-	if cl, ok := c.src.(io.Closer); ok {
-		return cl.Close()
-	}
-	return nil
+	c.closeOnce.Do(func() { c.closeErr = c.sh.release(c.ledger) })
+	return c.closeErr
 }
 
 // Connect opens a connection with the version the ledger picks: the cached
@@ -130,14 +125,29 @@ func (c *Connector) observe(stage credsource.Stage, sec *credsource.Secret) erro
 	}
 	v, ok := c.ledger.Version(key)
 	if !ok {
+		v = &version{key: key}
+	}
+	v.secret.Store(sec)
+	c.ledger.Observe(ledger.Stage(stage), key, acct, v, time.Now())
+	c.mu.RLock()
+	_, known := c.dialers[key]
+	c.mu.RUnlock()
+	if !known {
 		conn, err := mysql.NewConnector(mc)
 		if err != nil {
 			return fmt.Errorf("rotatingmysql: secret %q: mysql configuration: %w", sec.ID, err)
 		}
-		v = &version{key: key, mysql: conn}
+		c.mu.Lock()
+		c.dialers[key] = conn
+		// Forget the dialers of versions the ledger has forgotten (a
+		// token a rotation, an IAM token every quarter hour).
+		for k := range c.dialers {
+			if _, ok := c.ledger.Version(k); !ok {
+				delete(c.dialers, k)
+			}
+		}
+		c.mu.Unlock()
 	}
-	v.secret.Store(sec)
-	c.ledger.Observe(ledger.Stage(stage), key, acct, v, time.Now())
 	if stage == credsource.Current {
 		c.lastSec.Store(sec)
 	}
@@ -186,7 +196,7 @@ func (c *Connector) resolve(sec *credsource.Secret) (ledger.Key, ledger.Account,
 // dial makes the login the ledger allowed and reports its outcome.
 func (c *Connector) dial(ctx context.Context, t ledger.Ticket[*version]) (driver.Conn, error) {
 	v := t.Payload()
-	conn, err := v.mysql.Connect(ctx)
+	conn, err := c.dialer(v).Connect(ctx)
 	switch {
 	case err == nil:
 		if c.ledger.Report(t, ledger.Accepted, time.Now()) {
@@ -201,6 +211,37 @@ func (c *Connector) dial(ctx context.Context, t ledger.Ticket[*version]) (driver
 	}
 	return conn, err
 }
+
+// dialer returns this connector's mysql connector for v, made from its
+// latest fetch when another connector sharing the ledger observed it first.
+func (c *Connector) dialer(v *version) driver.Connector {
+	c.mu.RLock()
+	d, ok := c.dialers[v.key]
+	c.mu.RUnlock()
+	if ok {
+		return d
+	}
+	_, _, mc, err := c.resolve(v.secret.Load())
+	if err != nil {
+		return failingDialer{err}
+	}
+	if d, err = mysql.NewConnector(mc); err != nil {
+		return failingDialer{fmt.Errorf("rotatingmysql: secret %q: mysql configuration: %w", c.cfg.SecretID, err)}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if prev, ok := c.dialers[v.key]; ok {
+		return prev
+	}
+	c.dialers[v.key] = d
+	return d
+}
+
+// failingDialer answers every Connect with err.
+type failingDialer struct{ err error }
+
+func (f failingDialer) Connect(context.Context) (driver.Conn, error) { return nil, f.err }
+func (f failingDialer) Driver() driver.Driver                        { return theDriver }
 
 // switched logs and counts a change of the version new connections use.
 func (c *Connector) switched(v *version) {

@@ -76,6 +76,19 @@ type Config struct {
 	// Logger receives the connector's events (secret fetched, 1045
 	// absorbed, AWSPENDING used, gave up). Nil discards them.
 	Logger *slog.Logger
+	// Isolate gives the connector a source, a cache and a ledger of its
+	// own instead of sharing them with the process's other connectors on
+	// the same secret (see the README, "One cache per secret per
+	// process"). DSN: sharedCache=false.
+	Isolate bool
+}
+
+// logger returns the configured logger, or one that discards.
+func (c *Config) logger() *slog.Logger {
+	if c.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return c.Logger
 }
 
 // NewConfig returns a Config for the secret with every default.
@@ -181,6 +194,13 @@ func WithRefusedHold(d time.Duration) Option {
 	}
 }
 
+// WithSharedCache(false) gives the connector a source, a cache and a ledger
+// of its own (Config.Isolate); by default connectors on the same secret
+// with the same source settings share them.
+func WithSharedCache(share bool) Option {
+	return func(c *Config) error { c.Isolate = !share; return nil }
+}
+
 // ownParams are the DSN parameters rotatingmysql reads itself; every other
 // parameter goes to go-sql-driver/mysql.
 var ownParams = map[string]func(c *Config, v string) error{
@@ -193,6 +213,14 @@ var ownParams = map[string]func(c *Config, v string) error{
 			return fmt.Errorf("must be a base URL such as http://127.0.0.1:2773")
 		}
 		c.AgentEndpoint = v
+		return nil
+	},
+	"sharedCache": func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("must be true or false, got %q", v)
+		}
+		c.Isolate = !b
 		return nil
 	},
 	"allowRemoteAgent": func(c *Config, v string) error {
@@ -255,8 +283,8 @@ func parsePositiveDuration(v string) (time.Duration, error) {
 // ParseDSN parses SECRET_ID[?PARAMS]. SECRET_ID is a secret's ARN or name
 // (or, with source=env or source=file, a variable name or a path).
 // rotatingmysql's own parameters are source, region, host, port, dbname,
-// ttl, retryTimeout, maxLoginAttempts, refusedHold, agentEndpoint and
-// allowRemoteAgent;
+// ttl, retryTimeout, maxLoginAttempts, refusedHold, sharedCache,
+// agentEndpoint and allowRemoteAgent;
 // every other parameter is go-sql-driver/mysql's and is validated by it (a
 // name it does not know is a session variable set on connect).
 func ParseDSN(dsn string) (*Config, error) {

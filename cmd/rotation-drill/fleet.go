@@ -202,9 +202,10 @@ func runFleet(ctx context.Context, o *options, t *target, progress io.Writer) (*
 func (f *fleet) newProcess(i int, rec *recorder, interval time.Duration) (*process, error) {
 	o := f.o
 	cfg := rotatingmysql.NewConfig(f.ft.arn)
-	opts := []rotatingmysql.Option{rotatingmysql.WithLogger(o.logger)}
-	// TODO(fleet): add rotatingmysql.WithSharedCache(false) once the lead's
-	// process-wide sharing lands: simulated processes must not share a cache.
+	// Simulated processes are separate programs: no cache shared between
+	// them (in agent mode they would share one, as their endpoint and
+	// options are the same).
+	opts := []rotatingmysql.Option{rotatingmysql.WithLogger(o.logger), rotatingmysql.WithSharedCache(false)}
 	if o.ttl > 0 {
 		opts = append(opts, rotatingmysql.WithTTL(o.ttl))
 	}
