@@ -351,6 +351,7 @@ func (c *Connector) recover(ctx context.Context, failed *version, err error) (dr
 	}
 	c.gaveUp.Add(1)
 	ce := &ConnectError{SecretID: c.cfg.SecretID, Attempts: r.attempts, Err: r.lastErr, Cause: r.cause}
+	ce.Hint = c.cfg.loginHint() // issue 12: what to check when an IAM token is refused
 	if ce.Cause == nil && ctx.Err() != nil {
 		ce.Cause = ctx.Err()
 	}

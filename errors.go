@@ -38,6 +38,10 @@ type ConnectError struct {
 	// Cause is the reason the retry stopped: the context's error, a fetch
 	// error, or nil when the login cap was reached.
 	Cause error
+	// Hint says what to check, for sources whose refusals have known
+	// causes (source=iam: the IAM policy, the region, the clock); "" if
+	// none.
+	Hint string
 }
 
 func (e *ConnectError) Error() string {
@@ -68,6 +72,9 @@ func (e *ConnectError) Error() string {
 	}
 	if e.Cause != nil {
 		fmt.Fprintf(&b, "; stopped: %v", e.Cause)
+	}
+	if e.Hint != "" {
+		fmt.Fprintf(&b, " (%s)", e.Hint)
 	}
 	return b.String()
 }
