@@ -446,7 +446,7 @@ func (f *IAMFront) check(token, user string) (iamBackendUser, string) {
 
 	u, err := url.Parse("https://" + token)
 	if err != nil || u.Host == "" || u.RawQuery == "" || (u.Path != "" && u.Path != "/") || u.User != nil {
-		return bu, "the password is not an IAM authentication token (want HOST:PORT/?Action=connect&DBUser=...&X-Amz-Signature=...)"
+		return bu, "the password is not an IAM authentication token (a SigV4-presigned rds-db connect request)"
 	}
 	q := u.Query()
 	if a := q.Get("Action"); a != "connect" {
