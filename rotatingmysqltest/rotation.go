@@ -15,8 +15,6 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
-
-	"github.com/rotatingmysql/rotatingmysql/credsource"
 )
 
 // Strategy is the rotation template a Rotator follows.
@@ -85,7 +83,7 @@ type Rotator struct {
 	// (as rotatingmysql's usernameKey... parameters do); the zero value
 	// means the RDS keys. The rotation writes the new password under
 	// Keys.Password and keeps every other key as it is.
-	Keys credsource.Keys
+	Keys Keys
 }
 
 // NewRotator returns a Rotator for the secret id in store with the templates'
@@ -353,6 +351,31 @@ func kind(c byte) int {
 	return 3
 }
 
+// Keys names the JSON keys of a secret's fields; empty fields are the RDS
+// keys (username, password, host, port, dbname). It has the fields of
+// credsource.Keys, so one converts to the other: rotatingmysqltest.Keys(k).
+// (This package does not import credsource, whose tests use it.)
+type Keys struct {
+	Username string
+	Password string
+	Host     string
+	Port     string
+	DBName   string
+}
+
+// WithDefaults returns k with every empty key set to the RDS one.
+func (k Keys) WithDefaults() Keys {
+	for _, f := range []struct {
+		dst *string
+		def string
+	}{{&k.Username, "username"}, {&k.Password, "password"}, {&k.Host, "host"}, {&k.Port, "port"}, {&k.DBName, "dbname"}} {
+		if *f.dst == "" {
+			*f.dst = f.def
+		}
+	}
+	return k
+}
+
 // creds are the login fields of an RDS-format secret.
 type creds struct {
 	host           string
@@ -364,7 +387,7 @@ type creds struct {
 // parseSecret decodes a secret whose fields are under keys (the RDS ones by
 // default), keeping every field (unknown ones too) for re-encoding. port may
 // be a number or a string; it defaults to 3306.
-func parseSecret(s string, keys credsource.Keys) (map[string]any, creds, error) {
+func parseSecret(s string, keys Keys) (map[string]any, creds, error) {
 	var fields map[string]any
 	d := json.NewDecoder(strings.NewReader(s))
 	d.UseNumber()

@@ -16,7 +16,6 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"go.uber.org/goleak"
 
-	"github.com/rotatingmysql/rotatingmysql/credsource"
 	"github.com/rotatingmysql/rotatingmysql/internal/testdb"
 )
 
@@ -205,7 +204,7 @@ func TestParseSecret(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, got, err := parseSecret(tt.in, credsource.DefaultKeys)
+			_, got, err := parseSecret(tt.in, Keys{}.WithDefaults())
 			if (err != nil) != tt.wantErr || got != tt.want {
 				t.Errorf("parseSecret = %+v, %v; want %+v, error %v", got, err, tt.want, tt.wantErr)
 			}
@@ -236,7 +235,7 @@ func loginErr(t *testing.T, st *Store, stage string) error {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, c, err := parseSecret(v.SecretString, credsource.DefaultKeys)
+	_, c, err := parseSecret(v.SecretString, Keys{}.WithDefaults())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +249,7 @@ func TestRotatorSingleUserDB(t *testing.T) {
 	ctx := context.Background()
 	st, _ := dbSecret(t, srv, `old'pw\x"`)
 	// A session opened before the rotation stays authenticated.
-	_, c, _ := parseSecret(must(st.GetSecretValue("app/db", "", "")).SecretString, credsource.DefaultKeys)
+	_, c, _ := parseSecret(must(st.GetSecretValue("app/db", "", "")).SecretString, Keys{}.WithDefaults())
 	oldDB := openDB(t, c)
 	if err := oldDB.PingContext(ctx); err != nil {
 		t.Fatal(err)
@@ -350,7 +349,7 @@ func TestRotatorCustomKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := NewRotator(st, "app/db", srv.Root(), SingleUser)
-	r.Keys = credsource.Keys{Username: "DB_USER", Password: "DB_PASSWORD", Host: "DB_HOST", Port: "DB_PORT", DBName: "DB_NAME"}
+	r.Keys = Keys{Username: "DB_USER", Password: "DB_PASSWORD", Host: "DB_HOST", Port: "DB_PORT", DBName: "DB_NAME"}
 	if err := r.Rotate(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -362,7 +361,7 @@ func TestRotatorCustomKeys(t *testing.T) {
 	if got["DB_PASSWORD"] == "custom-First-Pw" || got["DB_USER"] != user || got["team"] != "x" || got["password"] != nil || got["username"] != nil {
 		t.Fatalf("rotated secret has keys %v, want the same keys with a new DB_PASSWORD", slices.Sorted(maps.Keys(got)))
 	}
-	_, c, err := parseSecret(v.SecretString, r.Keys)
+	_, c, err := parseSecret(v.SecretString, r.Keys.WithDefaults())
 	if err != nil || c.dbname != db {
 		t.Fatalf("parse: %+v %v", c.dbname, err)
 	}
