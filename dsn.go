@@ -116,6 +116,7 @@ func NewIAMConfig(user, host string, port int, dbname string) *Config {
 	}
 	c := NewConfig(id)
 	c.Source = "iam"
+	c.TTL = credsource.DefaultIAMTokenTTL
 	return c
 }
 
