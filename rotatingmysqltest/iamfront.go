@@ -78,8 +78,8 @@ type iamBackendUser struct{ user, password string }
 
 // IAMFrontStats counts what an IAMFront has done since it started.
 type IAMFrontStats struct {
-	// Accepted and Refused count logins: tokens accepted (and relayed to
-	// the backend) and refused with 1045.
+	// Accepted and Refused count logins whose token was accepted (then
+	// logged into the backend; see BackendErrors) and refused with 1045.
 	Accepted, Refused int
 	// DistinctTokens counts the different tokens among those accepted.
 	DistinctTokens int
