@@ -230,13 +230,13 @@ func TestIAMCredentialsRotated(t *testing.T) {
 	db.SetMaxIdleConns(0)
 	l := startLoad(db, 4)
 	defer l.cancel()
-	waitFor(t, "5 logins", func() bool { return b.front.Stats().Accepted >= 5 })
+	waitFor(t, "20 logins", func() bool { return b.front.Stats().Accepted >= 20 })
 	const newKey = "AKIAIAMTESTKEY000002"
 	rotated := aws.Credentials{AccessKeyID: newKey, SecretAccessKey: "iam-Secret-Access-Key-Test-0002/ghij", SessionToken: "iam-Session-Token-Test-0002"}
 	b.front.AddCredentials(rotated)
 	b.creds.set(rotated)
 	b.front.RemoveCredentials(iamKeyID)
-	waitFor(t, "5 logins with the new key", func() bool { return b.front.Stats().ByAccessKey[newKey] >= 5 })
+	waitFor(t, "20 logins with the new key", func() bool { return b.front.Stats().ByAccessKey[newKey] >= 20 })
 	l.stop(t)
 	t.Logf("front: %+v", b.front.Stats())
 }
