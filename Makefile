@@ -58,6 +58,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseDSN$$' -fuzztime $(FUZZTIME) .
 	$(GO) test -run '^$$' -fuzz '^FuzzParseCredentials$$' -fuzztime $(FUZZTIME) ./credsource
 	$(GO) test -run '^$$' -fuzz '^FuzzParseAgentResponse$$' -fuzztime $(FUZZTIME) ./credsource
+	$(GO) test -run '^$$' -fuzz '^FuzzKeysParse$$' -fuzztime $(FUZZTIME) ./credsource
 	$(GO) test -run '^$$' -fuzz '^FuzzLiteralRoundTrip$$' -fuzztime $(FUZZTIME) ./internal/testdb
 
 # soak: 20 single-user rotations back to back under load, about two minutes,

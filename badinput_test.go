@@ -58,6 +58,20 @@ func TestBadDSN(t *testing.T) {
 		{"mysql parameter of the wrong type", arn + "?parseTime=maybe", `parameter "parseTime": invalid bool`},
 		{"mysql duration without unit", arn + "?readTimeout=30", `parameter "readTimeout"`},
 		{"unregistered tls config", arn + "?tls=corporate", `parameter "tls"`},
+		{"iam without TLS", "app@db.example.com:3306/appdb?source=iam", "source=iam: no TLS"},
+		{"iam with tls=preferred", "app@db.example.com?source=iam&tls=preferred", "tls=preferred falls back to plain TCP"},
+		{"iam with tls=skip-verify", "app@db.example.com?source=iam&tls=skip-verify", "does not verify the server's certificate"},
+		{"iam without user", "db.example.com?source=iam&tls=true", "no database user"},
+		{"iam with a bad port", "app@db.example.com:mysql?source=iam&tls=true", `port "mysql"`},
+		{"iam with a password", "app@db.example.com?source=iam&tls=true&password=" + badInputPW, `parameter "password"`},
+		{"iam region disagrees with the RDS host", "app@mydb.abc.eu-west-1.rds.amazonaws.com?source=iam&tls=true&region=eu-west-2", "RDS endpoint in eu-west-1"},
+		{"iam ttl past the token's life", "app@db.example.com?source=iam&tls=true&ttl=15m1s", "RDS refuses it 15m0s after it is signed"},
+		{"iam in a chain", "app@db.example.com?source=env,iam&tls=true", "cannot be chained"},
+		{"iam with secret keys", "app@db.example.com?source=iam&tls=true&passwordKey=PW", "apply to sources that read a secret JSON"},
+		{"allowInsecureIAM not a bool", "app@h?source=iam&allowInsecureIAM=yes-please", `parameter "allowInsecureIAM"`},
+		{"allowInsecureIAM without iam", arn + "?allowInsecureIAM=true", "applies to source=iam only"},
+		{"empty key parameter", arn + "?passwordKey=", `parameter "passwordKey": must name a JSON key`},
+		{"one key for two fields", arn + "?usernameKey=login&hostKey=login", `the username and the host are both read from the JSON key "login"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			db, err := sql.Open("rotatingmysql", tc.dsn)

@@ -459,7 +459,8 @@ func (r *recovery) cause(err error) error {
 func (r *recovery) giveUp(cause error) error {
 	c := r.c
 	c.gaveUp.Add(1)
-	ce := &ConnectError{SecretID: c.cfg.SecretID, Attempts: r.attempts, Err: r.lastErr, Cause: r.cause(cause)}
+	ce := &ConnectError{SecretID: c.cfg.SecretID, Attempts: r.attempts, Err: r.lastErr, Cause: r.cause(cause),
+		Hint: c.cfg.loginHint()}
 	if ce.Err == nil {
 		ce.Err = ErrNoUsableCredentials
 		if me := c.lastRefusal(); me != nil {

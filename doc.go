@@ -53,6 +53,14 @@
 // reads them through the Secrets Manager Agent or the Lambda "Parameters
 // and Secrets" extension on localhost, and source=agent,secretsmanager
 // falls back to the API when the agent is not running (see Config.Source).
+// Secrets in another JSON shape name their keys with usernameKey,
+// passwordKey, hostKey, portKey and dbnameKey (WithSecretKeys).
+//
+// RDS IAM database authentication needs no secret: the DSN
+// USER@HOST[:PORT][/DBNAME]?source=iam&tls=NAME (or NewIAMConfig) logs in
+// with a token signed from the process's AWS credentials, reused for 14m30s
+// and signed again after a 1045. The token is sent in clear text inside TLS,
+// so TLS with a verified certificate is required.
 //
 // # Connection pool settings
 //

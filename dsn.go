@@ -23,7 +23,9 @@ import (
 // NewConnector copies it, so later changes do not reach the connector.
 type Config struct {
 	// SecretID names the secret: an ARN or a name for the Secrets Manager
-	// and agent sources, a variable name for env, a path for file.
+	// and agent sources, a variable name for env, a path for file. With
+	// source=iam it is USER@HOST[:PORT][/DBNAME], the login the tokens are
+	// for (nothing in it is secret).
 	SecretID string
 	// Source selects where credentials come from: "secretsmanager"
 	// (default), "agent" (the Secrets Manager Agent or the Lambda
@@ -31,6 +33,8 @@ type Config struct {
 	// variable holding the secret JSON), "file" (SecretID is a path to a
 	// file holding it), or a comma-separated chain such as
 	// "agent,secretsmanager", tried in order while a source is unreachable.
+	// "iam" uses RDS IAM database authentication tokens instead of a secret
+	// (see the README's IAM section); it cannot be chained.
 	// Ignored when CredentialSource is set.
 	Source string
 	// Region overrides the region of the ARN and of the SDK's default chain.
@@ -40,8 +44,20 @@ type Config struct {
 	Host   string
 	Port   int
 	DBName string
+	// User is the database user of source=iam, filled from SecretID.
+	User string
+	// Keys names the JSON keys the secret's fields are read from, for
+	// secrets not in the RDS shape; empty keys are the RDS ones.
+	Keys credsource.Keys
+	// AllowInsecureIAM lets source=iam send its token without verified TLS
+	// (no tls=, tls=preferred, tls=skip-verify): for a local test server
+	// only, since anyone on the path can replay the token for 15 minutes.
+	AllowInsecureIAM bool
 	// TTL is how long a fetched version is used before the source is asked
 	// again. A login refused with 1045 refreshes at once, whatever the TTL.
+	// With source=iam it is how long a token is reused: the default 15m
+	// becomes credsource.DefaultIAMTokenTTL (14m30s), and it must be less
+	// than the token's 15-minute lifetime.
 	TTL time.Duration
 	// Retry bounds the recovery from 1045: logins per Connect, total time,
 	// backoff between rounds.
@@ -58,7 +74,8 @@ type Config struct {
 	MySQL *mysql.Config
 
 	// AWSConfig, when set, is used by the Secrets Manager source instead of
-	// config.LoadDefaultConfig.
+	// config.LoadDefaultConfig, and by source=iam to sign tokens with its
+	// credentials.
 	AWSConfig *aws.Config
 	// SecretsManagerClient, when set, is the client the Secrets Manager
 	// source calls.
@@ -105,6 +122,27 @@ func NewConfig(secretID string) *Config {
 // DefaultRefusedHold is the default of Config.RefusedHold.
 const DefaultRefusedHold = time.Minute
 
+// NewIAMConfig returns a Config for source=iam: the connector logs in as
+// user to host:port (0 means 3306) and database dbname (may be empty) with
+// RDS IAM authentication tokens. Give it TLS (WithTLSConfig) before
+// NewConnector.
+func NewIAMConfig(user, host string, port int, dbname string) *Config {
+	id := user + "@" + host
+	if strings.Contains(host, ":") {
+		id = user + "@[" + host + "]"
+	}
+	if port != 0 {
+		id += ":" + strconv.Itoa(port)
+	}
+	if dbname != "" {
+		id += "/" + dbname
+	}
+	c := NewConfig(id)
+	c.Source = "iam"
+	c.TTL = credsource.DefaultIAMTokenTTL
+	return c
+}
+
 // Option changes a Config; see Config.Apply.
 type Option func(*Config) error
 
@@ -122,6 +160,27 @@ func (c *Config) Apply(opts ...Option) error {
 // aws.Config (credentials, region, endpoint, retryer).
 func WithAWSConfig(cfg aws.Config) Option {
 	return func(c *Config) error { c.AWSConfig = &cfg; return nil }
+}
+
+// WithSecretKeys makes the JSON sources (secretsmanager, agent, env, file)
+// read the secret's fields from the keys k names, such as
+// credsource.Keys{Username: "DB_USER", Password: "DB_PASSWORD"}; empty
+// fields keep the RDS keys.
+func WithSecretKeys(k credsource.Keys) Option {
+	return func(c *Config) error {
+		if err := k.Validate(); err != nil {
+			return fmt.Errorf("%w: secret keys: %w", ErrInvalidDSN, err)
+		}
+		c.Keys = k
+		return nil
+	}
+}
+
+// WithAllowInsecureIAM lets source=iam log in without verified TLS, for a
+// local test server only: the token travels in clear text and can be
+// replayed for 15 minutes by anyone who sees it.
+func WithAllowInsecureIAM(allow bool) Option {
+	return func(c *Config) error { c.AllowInsecureIAM = allow; return nil }
 }
 
 // WithSecretsManagerClient makes the Secrets Manager source call client.
@@ -231,6 +290,19 @@ var ownParams = map[string]func(c *Config, v string) error{
 		c.AllowRemoteAgent = b
 		return nil
 	},
+	"usernameKey": secretKey(func(k *credsource.Keys) *string { return &k.Username }),
+	"passwordKey": secretKey(func(k *credsource.Keys) *string { return &k.Password }),
+	"hostKey":     secretKey(func(k *credsource.Keys) *string { return &k.Host }),
+	"portKey":     secretKey(func(k *credsource.Keys) *string { return &k.Port }),
+	"dbnameKey":   secretKey(func(k *credsource.Keys) *string { return &k.DBName }),
+	"allowInsecureIAM": func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("must be true or false, got %q", v)
+		}
+		c.AllowInsecureIAM = b
+		return nil
+	},
 	"port": func(c *Config, v string) error {
 		p, err := strconv.Atoi(v)
 		if err != nil || p < 1 || p > 65535 {
@@ -268,6 +340,17 @@ var ownParams = map[string]func(c *Config, v string) error{
 	"passwd":   rejectCredential,
 }
 
+// secretKey sets the JSON key of one secret field.
+func secretKey(field func(*credsource.Keys) *string) func(c *Config, v string) error {
+	return func(c *Config, v string) error {
+		if v == "" {
+			return fmt.Errorf("must name a JSON key of the secret, such as DB_USER")
+		}
+		*field(&c.Keys) = v
+		return nil
+	}
+}
+
 func rejectCredential(*Config, string) error {
 	return fmt.Errorf("credentials come from the secret; remove this parameter")
 }
@@ -281,10 +364,12 @@ func parsePositiveDuration(v string) (time.Duration, error) {
 }
 
 // ParseDSN parses SECRET_ID[?PARAMS]. SECRET_ID is a secret's ARN or name
-// (or, with source=env or source=file, a variable name or a path).
+// (or, with source=env or source=file, a variable name or a path; with
+// source=iam, USER@HOST[:PORT][/DBNAME]).
 // rotatingmysql's own parameters are source, region, host, port, dbname,
 // ttl, retryTimeout, maxLoginAttempts, refusedHold, sharedCache,
-// agentEndpoint and allowRemoteAgent;
+// agentEndpoint, allowRemoteAgent, usernameKey, passwordKey, hostKey,
+// portKey, dbnameKey and allowInsecureIAM;
 // every other parameter is go-sql-driver/mysql's and is validated by it (a
 // name it does not know is a session variable set on connect).
 func ParseDSN(dsn string) (*Config, error) {
@@ -375,6 +460,16 @@ func (c *Config) validate() error {
 		c.RefusedHold = DefaultRefusedHold
 	}
 	c.Retry = c.Retry.WithDefaults()
+	if err := c.Keys.Validate(); err != nil {
+		return fmt.Errorf("%w: secret keys: %w", ErrInvalidDSN, err)
+	}
+	if c.CredentialSource == nil && usesSource(c.Source, "iam") {
+		if err := c.validateIAM(); err != nil {
+			return fmt.Errorf("%w: source=iam: %w", ErrInvalidDSN, err)
+		}
+	} else if c.AllowInsecureIAM {
+		return fmt.Errorf("%w: allowInsecureIAM applies to source=iam only", ErrInvalidDSN)
+	}
 	if c.CredentialSource == nil {
 		if _, err := sourceFactory(c.Source); err != nil {
 			return fmt.Errorf("%w: parameter \"source\": %w", ErrInvalidDSN, err)
@@ -422,8 +517,8 @@ func (c *Config) Format(f fmt.State, verb rune) {
 	if c.CredentialSource != nil {
 		src = fmt.Sprintf("%T", c.CredentialSource)
 	}
-	_, _ = fmt.Fprintf(f, "rotatingmysql.Config{SecretID:%q Source:%q Region:%q Host:%q Port:%d DBName:%q TTL:%v RefusedHold:%v Retry:%+v}",
-		c.SecretID, src, c.Region, c.Host, c.Port, c.DBName, c.TTL, c.RefusedHold, c.Retry)
+	_, _ = fmt.Fprintf(f, "rotatingmysql.Config{SecretID:%q Source:%q Region:%q Host:%q Port:%d DBName:%q User:%q Keys:{%v} TTL:%v RefusedHold:%v Retry:%+v}",
+		c.SecretID, src, c.Region, c.Host, c.Port, c.DBName, c.User, c.Keys, c.TTL, c.RefusedHold, c.Retry)
 }
 
 var _ fmt.Formatter = (*Config)(nil)

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rotatingmysql/rotatingmysql/credsource"
 )
 
 const testARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/app-AbCdEf"
@@ -50,6 +52,49 @@ var dsnTests = []struct {
 		}
 	}},
 	{name: "source alias api", dsn: "app?source=api", check: func(t *testing.T, c *Config) {}},
+	{name: "iam rds endpoint", dsn: "app_user@mydb.cluster-abc123.eu-central-1.rds.amazonaws.com:3307/appdb?source=iam&tls=true",
+		check: func(t *testing.T, c *Config) {
+			if c.User != "app_user" || c.Host != "mydb.cluster-abc123.eu-central-1.rds.amazonaws.com" || c.Port != 3307 || c.DBName != "appdb" ||
+				c.TTL != 14*time.Minute+30*time.Second || !c.MySQL.AllowCleartextPasswords {
+				t.Errorf("got %+v cleartext %v", c, c.MySQL.AllowCleartextPasswords)
+			}
+		}},
+	{name: "iam defaults: port 3306, no database", dsn: "app@db.internal?source=iam&tls=true&region=us-east-1&ttl=5m",
+		check: func(t *testing.T, c *Config) {
+			if c.User != "app" || c.Host != "db.internal" || c.Port != 3306 || c.DBName != "" || c.Region != "us-east-1" || c.TTL != 5*time.Minute {
+				t.Errorf("got %+v", c)
+			}
+		}},
+	{name: "iam ipv6 and escaped user", dsn: "a%40b@[::1]:3306/d?source=iam&tls=true", check: func(t *testing.T, c *Config) {
+		if c.User != "a@b" || c.Host != "::1" || c.Port != 3306 {
+			t.Errorf("got %+v", c)
+		}
+	}},
+	{name: "iam insecure opt-in", dsn: "app@127.0.0.1:3306?source=iam&allowInsecureIAM=true", check: func(t *testing.T, c *Config) {
+		if !c.AllowInsecureIAM || c.MySQL.TLSConfig != "" {
+			t.Errorf("got %+v", c)
+		}
+	}},
+	{name: "secret keys", dsn: "prod/app?usernameKey=DB_USER&passwordKey=DB_PASSWORD&hostKey=DB_HOST&portKey=DB_PORT&dbnameKey=DB_NAME",
+		check: func(t *testing.T, c *Config) {
+			if c.Keys != (credsource.Keys{Username: "DB_USER", Password: "DB_PASSWORD", Host: "DB_HOST", Port: "DB_PORT", DBName: "DB_NAME"}) {
+				t.Errorf("keys %+v", c.Keys)
+			}
+		}},
+	{name: "iam without tls", dsn: "app@db.example.com:3306?source=iam", err: "no TLS"},
+	{name: "iam tls preferred", dsn: "app@db.example.com?source=iam&tls=preferred", err: "tls=preferred falls back to plain TCP"},
+	{name: "iam tls skip-verify", dsn: "app@db.example.com?source=iam&tls=skip-verify", err: "does not verify"},
+	{name: "iam without user", dsn: "db.example.com:3306?source=iam&tls=true", err: "no database user"},
+	{name: "iam without host", dsn: "app@/db?source=iam&tls=true", err: "no host"},
+	{name: "iam bad port", dsn: "app@h:99999?source=iam&tls=true", err: "port \"99999\""},
+	{name: "iam region disagrees with host", dsn: "app@mydb.abc.eu-west-1.rds.amazonaws.com?source=iam&tls=true&region=us-east-1", err: "RDS endpoint in eu-west-1"},
+	{name: "iam ttl too long", dsn: "app@h?source=iam&tls=true&ttl=20m", err: "ttl=20m0s"},
+	{name: "iam chained", dsn: "app@h?source=iam,secretsmanager&tls=true", err: "cannot be chained"},
+	{name: "iam with secret keys", dsn: "app@h?source=iam&tls=true&usernameKey=U", err: "apply to sources that read a secret JSON"},
+	{name: "iam host given twice", dsn: "app@h1?source=iam&tls=true&host=h2", err: "disagrees"},
+	{name: "insecure opt-in without iam", dsn: "app?allowInsecureIAM=true", err: "applies to source=iam only"},
+	{name: "empty key", dsn: "app?usernameKey=", err: `parameter "usernameKey"`},
+	{name: "two fields one key", dsn: "app?usernameKey=k&passwordKey=k", err: `both read from the JSON key "k"`},
 	{name: "empty", dsn: "", err: "secret id is empty"},
 	{name: "params only", dsn: "?region=us-east-1", err: "secret id is empty"},
 	{name: "bad arn service", dsn: "arn:aws:ssm:us-east-1:123456789012:parameter/x", err: "not a Secrets Manager secret ARN"},

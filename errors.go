@@ -45,6 +45,10 @@ type ConnectError struct {
 	// ErrRetryTimeout, the login cap, or nil when every version was held
 	// back with no change due before the deadline.
 	Cause error
+	// Hint says what to check, for sources whose refusals have known
+	// causes (source=iam: the IAM policy, the region, the clock); "" if
+	// none.
+	Hint string
 }
 
 func (e *ConnectError) Error() string {
@@ -75,6 +79,9 @@ func (e *ConnectError) Error() string {
 	}
 	if e.Cause != nil {
 		fmt.Fprintf(&b, "; stopped: %v", e.Cause)
+	}
+	if e.Hint != "" {
+		fmt.Fprintf(&b, " (%s)", e.Hint)
 	}
 	return b.String()
 }

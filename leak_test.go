@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+
 	"github.com/rotatingmysql/rotatingmysql"
 	"github.com/rotatingmysql/rotatingmysql/credsource"
 	"github.com/rotatingmysql/rotatingmysql/internal/testdb"
@@ -280,6 +282,36 @@ func TestNoPasswordInLogsOrErrors(t *testing.T) {
 		secrets = append(secrets, b.passwords()...)
 	})
 
+	// source=iam: tokens are passwords, and the AWS secret access key and
+	// session token sign them.
+	iamSecrets := func(b *iamBed) {
+		secrets = append(secrets, b.front.Tokens()...)
+		secrets = append(secrets, iamSecretKey)
+	}
+	t.Run("iam pool across token lifetimes", func(t *testing.T) {
+		b := newIAMBed(t)
+		b.front.SetTokenLifetime(time.Second) // some logins meet an expired token
+		db := b.open(opts(rotatingmysql.WithTTL(200 * time.Millisecond))...)
+		db.SetMaxIdleConns(0)
+		stop := dialLoad(db, 4, 15*time.Second, sink)
+		waitFor(t, "4 IAM tokens", func() bool { return b.front.Stats().DistinctTokens >= 4 })
+		stop()
+		iamSecrets(b)
+	})
+	t.Run("iam refused, wrong secret key, session token", func(t *testing.T) {
+		b := newIAMBed(t)
+		b.creds.set(aws.Credentials{AccessKeyID: iamKeyID, SecretAccessKey: "leak-Iam-Wrong-Secret-Key-8", SessionToken: "leak-Iam-Session-Token-8"})
+		pingN(b.open(opts(quick)...), 2, sink)
+		iamSecrets(b)
+		secrets = append(secrets, "leak-Iam-Wrong-Secret-Key-8", "leak-Iam-Session-Token-8")
+	})
+	t.Run("iam credentials provider fails", func(t *testing.T) {
+		b := newIAMBed(t)
+		b.creds.fail(errors.New("no EC2 IMDS role found"))
+		pingN(b.open(opts(quick)...), 1, sink)
+		iamSecrets(b)
+	})
+
 	text := logs.String()
 	// The scenarios happened: the log has events of every level and the
 	// application saw the failures it should have.
@@ -292,7 +324,7 @@ func TestNoPasswordInLogsOrErrors(t *testing.T) {
 	if len(errs) < 5 {
 		t.Errorf("only %d errors seen: the failure scenarios did not fail", len(errs))
 	}
-	if len(secrets) < 15 {
+	if len(secrets) < 25 {
 		t.Fatalf("only %d passwords collected", len(secrets))
 	}
 	if s := findSecret(text, secrets); s != "" {
@@ -364,7 +396,27 @@ func TestFormatRedactsPasswords(t *testing.T) {
 	if secErr == nil {
 		t.Fatal("ParseCredentials accepted a bad port")
 	}
-	dsnCfg, err := rotatingmysql.ParseDSN(b.arn + "?host=h&port=3307&ttl=1m&parseTime=true")
+	dsnCfg, err := rotatingmysql.ParseDSN(b.arn + "?host=h&port=3307&ttl=1m&parseTime=true&usernameKey=DB_USER")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// source=iam: the configuration, the connector, the source and a token.
+	ib := newIAMBed(t)
+	iamDB := ib.open()
+	iamDB.SetMaxIdleConns(0)
+	ping(t, iamDB)
+	iamCfg := rotatingmysql.NewIAMConfig(iamUser, ib.front.Host(), ib.front.Port(), ib.db)
+	if err := iamCfg.Apply(rotatingmysql.WithAWSConfig(ib.awsConfig()), rotatingmysql.WithTLSConfig(ib.front.ClientTLSConfig())); err != nil {
+		t.Fatal(err)
+	}
+	iamConn, err := rotatingmysql.NewConnector(iamCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	iamAWS := ib.awsConfig()
+	iamSrc := &credsource.IAM{User: iamUser, Host: ib.front.Host(), Port: ib.front.Port(), Region: iamRegion, AWSConfig: &iamAWS}
+	tok, err := iamSrc.Fetch(ctx, credsource.Request{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -387,8 +439,16 @@ func TestFormatRedactsPasswords(t *testing.T) {
 		"credsource.CacheStats":      cache.Stats(),
 		"*credsource.SecretError":    secErr,
 		"retry.Policy":               cfg.Retry,
+		"*Config source=iam":         iamCfg,
+		"*Connector source=iam":      iamConn,
+		"*credsource.IAM":            iamSrc,
+		"credsource.IAM":             iamSrc,
+		"*credsource.Secret (token)": tok,
+		"credsource.Secret (token)":  *tok,
+		"IAMFrontStats":              ib.front.Stats(),
 	}
-	secrets := append(append(b.passwords(), w.passwords()...), "fmt-Parse-Pw-3")
+	secrets := append(append(b.passwords(), w.passwords()...), "fmt-Parse-Pw-3", iamSecretKey, tok.Creds.Password)
+	secrets = append(secrets, ib.front.Tokens()...)
 	for name, v := range values {
 		for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%X", "%d"} {
 			if out := fmt.Sprintf(verb, v); findSecret(out, secrets) != "" {

@@ -19,8 +19,9 @@ import (
 // connector that uses them.
 //
 // The sharing key is everything that changes what a fetch returns or how it
-// is made: the source list, the secret id, the region, the agent endpoint
-// and whether a remote agent is allowed, the TTL, and the identity of the
+// is made: the source list, the secret id (with source=iam, the user, host,
+// port and database), the region, the JSON keys, the agent endpoint and
+// whether a remote agent is allowed, the TTL, and the identity of the
 // program's own objects (the aws.Config's credentials provider, HTTP client,
 // region and endpoint; a Secrets Manager client; a custom Source; the
 // logger). The ledger's key adds the DSN's host, port and dbname overrides
@@ -139,12 +140,13 @@ func (sh *shared) release(l *ledger.Ledger[*version]) error {
 // fields hold the program's own objects, compared by identity; it is a map
 // key only while a connector uses it.
 type fetchKey struct {
-	source, secretID, region, agentEndpoint string
-	allowRemoteAgent                        bool
-	ttl                                     time.Duration
-	awsRegion, awsEndpoint                  string
-	awsCredentials, awsHTTPClient           any
-	smClient, customSource, logger          any
+	source, secretID, region, agentEndpoint, user string
+	keys                                          credsource.Keys
+	allowRemoteAgent                              bool
+	ttl                                           time.Duration
+	awsRegion, awsEndpoint                        string
+	awsCredentials, awsHTTPClient                 any
+	smClient, customSource, logger                any
 }
 
 // shareKey returns the key under which connectors share a source and a
@@ -155,7 +157,7 @@ func (c *Config) shareKey() (k fetchKey, ok bool) {
 		return k, false
 	}
 	k = fetchKey{
-		source: c.Source, secretID: c.SecretID, region: c.Region,
+		source: c.Source, secretID: c.SecretID, region: c.Region, user: c.User, keys: c.Keys.WithDefaults(),
 		agentEndpoint: c.AgentEndpoint, allowRemoteAgent: c.AllowRemoteAgent, ttl: c.TTL,
 		smClient: c.SecretsManagerClient, customSource: c.CredentialSource, logger: c.Logger,
 	}

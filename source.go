@@ -17,10 +17,11 @@ var sourceFactories = map[string]func(c *Config) (credsource.Source, error){
 			Region:    c.Region,
 			AWSConfig: c.AWSConfig,
 			Client:    c.SecretsManagerClient,
+			Keys:      c.Keys,
 		}, nil
 	},
 	"agent": func(c *Config) (credsource.Source, error) {
-		a := &credsource.Agent{SecretID: c.SecretID, Endpoint: c.AgentEndpoint, AllowRemote: c.AllowRemoteAgent}
+		a := &credsource.Agent{SecretID: c.SecretID, Endpoint: c.AgentEndpoint, AllowRemote: c.AllowRemoteAgent, Keys: c.Keys}
 		// Refuse a bad endpoint (or port variable) at sql.Open, before any
 		// request could carry the token there.
 		if _, err := a.BaseURL(); err != nil {
@@ -29,16 +30,21 @@ var sourceFactories = map[string]func(c *Config) (credsource.Source, error){
 		return a, nil
 	},
 	"env": func(c *Config) (credsource.Source, error) {
-		return &credsource.Env{Name: c.SecretID}, nil
+		return &credsource.Env{Name: c.SecretID, Keys: c.Keys}, nil
 	},
 	"file": func(c *Config) (credsource.Source, error) {
-		return &credsource.File{Path: c.SecretID}, nil
+		return &credsource.File{Path: c.SecretID, Keys: c.Keys}, nil
+	},
+	// iam signs RDS IAM authentication tokens; validateIAM has filled
+	// User, Host, Port and DBName from SECRET_ID.
+	"iam": func(c *Config) (credsource.Source, error) {
+		return &credsource.IAM{User: c.User, Host: c.Host, Port: c.Port, DBName: c.DBName, Region: c.Region, AWSConfig: c.AWSConfig}, nil
 	},
 }
 
 // localSources name SECRET_ID by something other than a secret's name or
-// ARN (a variable name, a path).
-var localSources = map[string]bool{"env": true, "file": true}
+// ARN (a variable name, a path, a login).
+var localSources = map[string]bool{"env": true, "file": true, "iam": true}
 
 // secretIDIsSecret reports whether some source of spec reads SECRET_ID as a
 // Secrets Manager secret id (name or ARN), so that an "arn:" prefix must be a

@@ -81,6 +81,9 @@ type Agent struct {
 	// TokenFile is read when no token variable is set; empty means
 	// DefaultAgentTokenFile.
 	TokenFile string
+	// Keys names the JSON keys of the secret's fields; the zero value
+	// reads the RDS keys (username, password, host, port, dbname).
+	Keys Keys
 
 	once      sync.Once
 	base      string // scheme://host:port, no trailing slash
@@ -292,7 +295,7 @@ func (a *Agent) Fetch(ctx context.Context, req Request) (*Secret, error) {
 		return nil, &SecretError{SecretID: a.SecretID, VersionID: sec.VersionID,
 			Reason: reason + "; rotatingmysql needs the RDS JSON format in SecretString"}
 	}
-	if sec.Creds, err = ParseCredentials(a.SecretID, sec.VersionID, []byte(*out.SecretString)); err != nil {
+	if sec.Creds, err = a.Keys.Parse(a.SecretID, sec.VersionID, []byte(*out.SecretString)); err != nil {
 		return nil, err
 	}
 	return sec, nil

@@ -18,6 +18,9 @@ import (
 type Env struct {
 	// Name is the variable's name.
 	Name string
+	// Keys names the JSON keys of the secret's fields; the zero value
+	// reads the RDS keys (username, password, host, port, dbname).
+	Keys Keys
 }
 
 var _ Source = (*Env)(nil)
@@ -37,7 +40,7 @@ func (e *Env) Fetch(_ context.Context, req Request) (*Secret, error) {
 	case strings.TrimSpace(v) == "":
 		return nil, fmt.Errorf("environment variable %s is empty (source=env reads the secret JSON from the variable the DSN names)", e.Name)
 	}
-	creds, err := ParseCredentials(e.Name, "", []byte(v))
+	creds, err := e.Keys.Parse(e.Name, "", []byte(v))
 	if err != nil {
 		return nil, fmt.Errorf("environment variable %s: %w", e.Name, err)
 	}

@@ -24,6 +24,9 @@ const maxSecretFile = 1 << 20
 type File struct {
 	// Path is the file's path.
 	Path string
+	// Keys names the JSON keys of the secret's fields; the zero value
+	// reads the RDS keys (username, password, host, port, dbname).
+	Keys Keys
 }
 
 var _ Source = (*File)(nil)
@@ -40,7 +43,7 @@ func (f *File) Fetch(_ context.Context, req Request) (*Secret, error) {
 	if err != nil {
 		return nil, err
 	}
-	creds, err := ParseCredentials(f.Path, "", doc)
+	creds, err := f.Keys.Parse(f.Path, "", doc)
 	if err != nil {
 		return nil, fmt.Errorf("secret file (half-written or not the RDS JSON format?): %w", err)
 	}

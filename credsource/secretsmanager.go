@@ -47,6 +47,9 @@ type SecretsManager struct {
 	AWSConfig *aws.Config
 	// Client, when set, is used as is (Region and AWSConfig are ignored).
 	Client SecretsManagerAPI
+	// Keys names the JSON keys of the secret's fields; the zero value
+	// reads the RDS keys (username, password, host, port, dbname).
+	Keys Keys
 
 	mu     sync.Mutex
 	client SecretsManagerAPI
@@ -186,7 +189,7 @@ func (s *SecretsManager) Fetch(ctx context.Context, req Request) (*Secret, error
 		return nil, &SecretError{SecretID: s.SecretID, VersionID: sec.VersionID,
 			Reason: reason + "; rotatingmysql needs the RDS JSON format in SecretString"}
 	}
-	if sec.Creds, err = ParseCredentials(s.SecretID, sec.VersionID, []byte(*out.SecretString)); err != nil {
+	if sec.Creds, err = s.Keys.Parse(s.SecretID, sec.VersionID, []byte(*out.SecretString)); err != nil {
 		return nil, err
 	}
 	return sec, nil

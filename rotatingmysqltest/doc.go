@@ -14,6 +14,12 @@
 //   - Rotator runs the steps of AWS's MySQLSingleUser and MySQLMultiUser
 //     rotations against a real MySQL or MariaDB server, so that a test can
 //     open the window in which the database accepts only the new password.
+//     Its Keys field rotates secrets in other JSON shapes ({"DB_USER":...}).
+//   - IAMFront is a MySQL endpoint that logs clients in with RDS IAM
+//     authentication tokens, checked as RDS checks them (TLS,
+//     mysql_clear_password, the SigV4 signature, user, endpoint, region and
+//     expiry against its own clock), and then relays their sessions to a real
+//     MySQL or MariaDB server.
 //
 // Nothing here needs a *testing.T: constructors return errors and fakes have
 // Close methods, so a demo program can use them too.

@@ -79,6 +79,11 @@ type Rotator struct {
 	Pause time.Duration
 	// OnStep is called before each step Rotate runs.
 	OnStep func(Step)
+	// Keys names the secret's JSON keys, for secrets not in the RDS shape
+	// (as rotatingmysql's usernameKey... parameters do); the zero value
+	// means the RDS keys. The rotation writes the new password under
+	// Keys.Password and keeps every other key as it is.
+	Keys Keys
 }
 
 // NewRotator returns a Rotator for the secret id in store with the templates'
@@ -136,18 +141,19 @@ func (r *Rotator) CreateSecret(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	fields, c, err := parseSecret(cur.SecretString)
+	keys := r.Keys.WithDefaults()
+	fields, c, err := parseSecret(cur.SecretString, keys)
 	if err != nil {
 		return err
 	}
 	if r.Strategy == MultiUser {
 		if u, ok := strings.CutSuffix(c.user, cloneSuffix); ok {
-			fields["username"] = u
+			fields[keys.Username] = u
 		} else {
-			fields["username"] = c.user + cloneSuffix
+			fields[keys.Username] = c.user + cloneSuffix
 		}
 	}
-	if fields["password"], err = r.password(); err != nil {
+	if fields[keys.Password], err = r.password(); err != nil {
 		return err
 	}
 	_, err = r.Store.PutSecretValue(r.SecretID, encodeJSON(fields), []string{StagePending})
@@ -345,6 +351,31 @@ func kind(c byte) int {
 	return 3
 }
 
+// Keys names the JSON keys of a secret's fields; empty fields are the RDS
+// keys (username, password, host, port, dbname). It has the fields of
+// credsource.Keys, so one converts to the other: rotatingmysqltest.Keys(k).
+// (This package does not import credsource, whose tests use it.)
+type Keys struct {
+	Username string
+	Password string
+	Host     string
+	Port     string
+	DBName   string
+}
+
+// WithDefaults returns k with every empty key set to the RDS one.
+func (k Keys) WithDefaults() Keys {
+	for _, f := range []struct {
+		dst *string
+		def string
+	}{{&k.Username, "username"}, {&k.Password, "password"}, {&k.Host, "host"}, {&k.Port, "port"}, {&k.DBName, "dbname"}} {
+		if *f.dst == "" {
+			*f.dst = f.def
+		}
+	}
+	return k
+}
+
 // creds are the login fields of an RDS-format secret.
 type creds struct {
 	host           string
@@ -353,10 +384,10 @@ type creds struct {
 	dbname         string
 }
 
-// parseSecret decodes an RDS-format secret, keeping every field (unknown
-// ones too) for re-encoding. port may be a number or a string; it defaults to
-// 3306.
-func parseSecret(s string) (map[string]any, creds, error) {
+// parseSecret decodes a secret whose fields are under keys (the RDS ones by
+// default), keeping every field (unknown ones too) for re-encoding. port may
+// be a number or a string; it defaults to 3306.
+func parseSecret(s string, keys Keys) (map[string]any, creds, error) {
 	var fields map[string]any
 	d := json.NewDecoder(strings.NewReader(s))
 	d.UseNumber()
@@ -364,8 +395,8 @@ func parseSecret(s string) (map[string]any, creds, error) {
 		return nil, creds{}, fmt.Errorf("rotatingmysqltest: secret is not a JSON object: %w", err)
 	}
 	str := func(k string) string { v, _ := fields[k].(string); return v }
-	c := creds{host: str("host"), port: 3306, user: str("username"), password: str("password"), dbname: str("dbname")}
-	if p, ok := fields["port"]; ok {
+	c := creds{host: str(keys.Host), port: 3306, user: str(keys.Username), password: str(keys.Password), dbname: str(keys.DBName)}
+	if p, ok := fields[keys.Port]; ok {
 		n, err := strconv.Atoi(fmt.Sprint(p))
 		if err != nil {
 			return nil, creds{}, fmt.Errorf("rotatingmysqltest: secret has a bad port %v", p)
@@ -373,7 +404,7 @@ func parseSecret(s string) (map[string]any, creds, error) {
 		c.port = n
 	}
 	if c.user == "" {
-		return nil, creds{}, errors.New("rotatingmysqltest: secret has no username")
+		return nil, creds{}, fmt.Errorf("rotatingmysqltest: secret has no %q", keys.Username)
 	}
 	return fields, c, nil
 }
@@ -383,7 +414,7 @@ func (r *Rotator) creds(stage string) (creds, error) {
 	if err != nil {
 		return creds{}, err
 	}
-	_, c, err := parseSecret(v.SecretString)
+	_, c, err := parseSecret(v.SecretString, r.Keys.WithDefaults())
 	return c, err
 }
 

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"maps"
 	"net"
 	"slices"
 	"strconv"
@@ -203,7 +204,7 @@ func TestParseSecret(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, got, err := parseSecret(tt.in)
+			_, got, err := parseSecret(tt.in, Keys{}.WithDefaults())
 			if (err != nil) != tt.wantErr || got != tt.want {
 				t.Errorf("parseSecret = %+v, %v; want %+v, error %v", got, err, tt.want, tt.wantErr)
 			}
@@ -234,7 +235,7 @@ func loginErr(t *testing.T, st *Store, stage string) error {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, c, err := parseSecret(v.SecretString)
+	_, c, err := parseSecret(v.SecretString, Keys{}.WithDefaults())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +249,7 @@ func TestRotatorSingleUserDB(t *testing.T) {
 	ctx := context.Background()
 	st, _ := dbSecret(t, srv, `old'pw\x"`)
 	// A session opened before the rotation stays authenticated.
-	_, c, _ := parseSecret(must(st.GetSecretValue("app/db", "", "")).SecretString)
+	_, c, _ := parseSecret(must(st.GetSecretValue("app/db", "", "")).SecretString, Keys{}.WithDefaults())
 	oldDB := openDB(t, c)
 	if err := oldDB.PingContext(ctx); err != nil {
 		t.Fatal(err)
@@ -330,4 +331,41 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// TestRotatorCustomKeys: a secret in another shape ({"DB_USER", "DB_PASSWORD",
+// ...}) is rotated under its own keys, keeping them and every other field.
+func TestRotatorCustomKeys(t *testing.T) {
+	srv := testdb.Require(t)
+	ctx := context.Background()
+	host, port, err := net.SplitHostPort(srv.Addr)
+	if err != nil {
+		t.Skipf("server is not on TCP (%s)", srv.Addr)
+	}
+	user, db := srv.TempUser(t, "custom-First-Pw")
+	doc, _ := json.Marshal(map[string]any{"DB_USER": user, "DB_PASSWORD": "custom-First-Pw", "DB_HOST": host, "DB_PORT": port, "DB_NAME": db, "team": "x"})
+	st := NewStore()
+	if _, _, err := st.CreateSecret("app/db", string(doc)); err != nil {
+		t.Fatal(err)
+	}
+	r := NewRotator(st, "app/db", srv.Root(), SingleUser)
+	r.Keys = Keys{Username: "DB_USER", Password: "DB_PASSWORD", Host: "DB_HOST", Port: "DB_PORT", DBName: "DB_NAME"}
+	if err := r.Rotate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	v := must(st.GetSecretValue("app/db", "", StageCurrent))
+	var got map[string]any
+	if err := json.Unmarshal([]byte(v.SecretString), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got["DB_PASSWORD"] == "custom-First-Pw" || got["DB_USER"] != user || got["team"] != "x" || got["password"] != nil || got["username"] != nil {
+		t.Fatalf("rotated secret has keys %v, want the same keys with a new DB_PASSWORD", slices.Sorted(maps.Keys(got)))
+	}
+	_, c, err := parseSecret(v.SecretString, r.Keys.WithDefaults())
+	if err != nil || c.dbname != db {
+		t.Fatalf("parse: %+v %v", c.dbname, err)
+	}
+	if err := login(ctx, c); err != nil {
+		t.Fatalf("new password: %v", err)
+	}
 }
