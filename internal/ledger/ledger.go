@@ -202,6 +202,7 @@ const (
 type Ticket[T any] struct {
 	v     *version[T]
 	start time.Time
+	okAt  time.Time // the version's latest counted login when the dial began
 	// Claim is true when this dial is the one trial or probe of a version
 	// not proven on its account: its outcome is awaited by others.
 	Claim bool
@@ -333,7 +334,7 @@ func (l *Ledger[T]) Decide(now time.Time) Decision[T] {
 		}
 	}
 	if g := l.good; g != nil {
-		return Decision[T]{Kind: Dial, Ticket: Ticket[T]{v: g, start: now}}
+		return Decision[T]{Kind: Dial, Ticket: Ticket[T]{v: g, start: now, okAt: g.accepted}}
 	}
 	var until time.Time
 	claimed := false
@@ -378,13 +379,13 @@ func (l *Ledger[T]) try(v *version[T], now time.Time, proven bool) (Ticket[T], b
 			return Ticket[T]{}, false
 		}
 		l.stuckSince = time.Time{}
-		return Ticket[T]{v: v, start: now}, true
+		return Ticket[T]{v: v, start: now, okAt: v.accepted}, true
 	case v.claimed:
 		return Ticket[T]{}, false
 	}
 	v.claimed = true
 	l.stuckSince = time.Time{}
-	return Ticket[T]{v: v, start: now, Claim: true}, true
+	return Ticket[T]{v: v, start: now, okAt: v.accepted, Claim: true}, true
 }
 
 // Report records the outcome of a dial that Decide allowed, at now. It
@@ -449,12 +450,17 @@ func (l *Ledger[T]) Report(t Ticket[T], o Outcome, now time.Time) (switched bool
 		if t.start.After(l.lastRefusal) {
 			l.lastRefusal = t.start
 		}
-		// v had logged in before this dial began: the password changed
-		// since that login, so refusals of the account recorded before it
-		// are stale.
-		if !v.accepted.IsZero() && v.accepted.Before(t.start) {
+		// v had logged in with a login that began before this dial: the
+		// password changed after that login began (whichever the server
+		// checked first), so refusals of the account recorded before it
+		// are stale. The latest such login clears the most.
+		ok := t.okAt // the latest login known when this dial began
+		if v.accepted.Before(t.start) && v.accepted.After(ok) {
+			ok = v.accepted
+		}
+		if !ok.IsZero() {
 			for _, w := range l.versions {
-				if w != v && w.acct == v.acct && w.refused && w.refAt.Before(v.accepted) {
+				if w != v && w.acct == v.acct && w.refused && w.refAt.Before(ok) {
 					w.refused = false
 					w.hold = l.opts.Hold
 				}
