@@ -315,7 +315,12 @@ func (c *Connector) recover(ctx context.Context, failed ledger.Ticket[*version],
 		now := time.Now()
 		since, at, fetch := c.ledger.FetchDue(now)
 		if fetch && !at.After(now) {
-			c.refresh(rctx, since)
+			// The first refresh of a recovery goes through the source's
+			// own cache (a shared agent fetches once for its processes);
+			// a second one, needed only when the first offered nothing
+			// that works, bypasses it.
+			c.refresh(rctx, since, r.refreshed)
+			r.refreshed = true
 			now = time.Now()
 		}
 		d := c.ledger.Decide(now)
@@ -394,17 +399,22 @@ func (c *Connector) recover(ctx context.Context, failed ledger.Ticket[*version],
 
 // refresh fetches AWSCURRENT and AWSPENDING in parallel (one round trip;
 // both coalesce with any fetch already under way since the given time)
-// and gives the ledger what they say.
-func (c *Connector) refresh(ctx context.Context, since time.Time) {
+// and gives the ledger what they say. bypass asks the source to bypass a
+// cache of its own.
+func (c *Connector) refresh(ctx context.Context, since time.Time, bypass bool) {
 	started := time.Now()
+	load := c.cache.RefreshThrough
+	if bypass {
+		load = c.cache.Refresh
+	}
 	var pend *credsource.Secret
 	var perr error
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		pend, perr = c.cache.Refresh(ctx, credsource.Pending, since)
+		pend, perr = load(ctx, credsource.Pending, since)
 	}()
-	cur, cerr := c.cache.Refresh(ctx, credsource.Current, since)
+	cur, cerr := load(ctx, credsource.Current, since)
 	<-done
 	if ctx.Err() != nil {
 		return
@@ -430,6 +440,7 @@ type recovery struct {
 	c         *Connector
 	ctx, rctx context.Context // the caller's, and bounded by retryTimeout
 	logins    int
+	refreshed bool // a refresh was made: the next one bypasses the source's cache
 	attempts  []Attempt
 	lastErr   error // the last *mysql.MySQLError 1045 of this Connect
 }

@@ -118,8 +118,13 @@ func TestAgentSourceRotationUnderLoad(t *testing.T) {
 			if requests > 15 {
 				t.Errorf("agent requests %d, want at most 15", requests)
 			}
-			if refreshes == 0 {
-				t.Errorf("no request asked for refreshNow=true: the agent's cache would hide the rotation")
+			// The first refresh after 1045 goes through the agent's cache
+			// (behind a shared agent, one fetch serves every process);
+			// refreshNow=true follows only when that answer offered
+			// nothing that logs in. Either way the agent must have read
+			// the new version from the service.
+			if ag.StoreReads() < 2 {
+				t.Errorf("the agent read the store %d times: the new version never reached the driver", ag.StoreReads())
 			}
 			if n := b.apiCalls(); n != 0 {
 				t.Errorf("source=agent made %d Secrets Manager API calls", n)

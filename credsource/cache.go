@@ -152,7 +152,7 @@ func (c *Cache) Get(ctx context.Context, stage Stage) (*Secret, error) {
 		return s, nil
 	}
 	c.misses.Add(1)
-	return c.load(ctx, stage, time.Time{}, false)
+	return c.load(ctx, stage, time.Time{}, false, false)
 }
 
 // Refresh returns the version with the given stage from a fetch that began
@@ -160,7 +160,15 @@ func (c *Cache) Get(ctx context.Context, stage Stage) (*Secret, error) {
 // MinRefreshInterval ago). The fetch asks the source to bypass its own
 // cache.
 func (c *Cache) Refresh(ctx context.Context, stage Stage, since time.Time) (*Secret, error) {
-	return c.load(ctx, stage, since, true)
+	return c.load(ctx, stage, since, true, true)
+}
+
+// RefreshThrough is Refresh without asking the source to bypass a cache of
+// its own (the agent's): behind a shared agent, the first process to ask
+// makes the agent fetch and the agent answers the others from its cache.
+// Use Refresh when what it answered is known to be stale.
+func (c *Cache) RefreshThrough(ctx context.Context, stage Stage, since time.Time) (*Secret, error) {
+	return c.load(ctx, stage, since, true, false)
 }
 
 // Peek returns the version last fetched for stage, however old, without
@@ -250,7 +258,7 @@ func (c *Cache) sleepUntil(ctx context.Context, t time.Time) error {
 	}
 }
 
-func (c *Cache) load(ctx context.Context, stage Stage, since time.Time, force bool) (*Secret, error) {
+func (c *Cache) load(ctx context.Context, stage Stage, since time.Time, force, bypass bool) (*Secret, error) {
 	joined := false // a fetch has finished for this caller: its answer is final
 	for {
 		c.mu.Lock()
@@ -288,7 +296,7 @@ func (c *Cache) load(ctx context.Context, stage Stage, since time.Time, force bo
 		c.mu.Unlock()
 
 		ch := c.flight.DoChan(string(stage), func() (any, error) {
-			c.fetch(context.WithoutCancel(ctx), stage, since, force)
+			c.fetch(context.WithoutCancel(ctx), stage, since, force, bypass)
 			return nil, nil
 		})
 		var slow <-chan time.Time
@@ -317,7 +325,7 @@ func (c *Cache) load(ctx context.Context, stage Stage, since time.Time, force bo
 }
 
 // fetch asks the source and records the outcome. It runs once per flight.
-func (c *Cache) fetch(ctx context.Context, stage Stage, since time.Time, force bool) {
+func (c *Cache) fetch(ctx context.Context, stage Stage, since time.Time, force, bypass bool) {
 	start := c.now()
 	c.mu.Lock()
 	e := c.entries[stage]
@@ -333,7 +341,7 @@ func (c *Cache) fetch(ctx context.Context, stage Stage, since time.Time, force b
 	c.mu.Unlock()
 
 	ctx, cancel := context.WithTimeout(ctx, c.opts.FetchTimeout)
-	val, err := c.src.Fetch(ctx, Request{Stage: stage, Refresh: force})
+	val, err := c.src.Fetch(ctx, Request{Stage: stage, Refresh: bypass})
 	cancel()
 	end := c.now()
 	took := end.Sub(start)
