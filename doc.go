@@ -28,11 +28,17 @@
 // it refreshes AWSCURRENT and reads AWSPENDING in one round trip, dials the
 // version that is new, and from then on dials the version that logged in,
 // without an API call per connection. A refresh is shared by every
-// connection that needs it (one fetch per stage at a time), and a password
-// the server has refused is not dialed again while the refresh is under way,
-// so the driver never locks an account by its own retries. Logins per
-// Connect are capped and the whole recovery is bounded in time; errors
-// other than 1045 (network failures, locked accounts) are returned at once.
+// connection that needs it (one fetch per stage at a time). Which version
+// to dial is decided by a ledger of evidence (what the source labels each
+// version, which logins the server accepted or refused): a password the
+// server refused is not dialed again but by a single probe per hold period
+// (refusedHold, doubling), and a version not proven yet is tried by one
+// connection at a time, so the failed logins the driver costs an account
+// stay within a documented budget. Logins per Connect are capped and every
+// wait is bounded in time (retryTimeout, ErrRetryTimeout); errors other
+// than 1045 (network failures, locked accounts) are returned at once.
+// Databases opened on the same secret in one process share the source, the
+// cache and the ledger (sharedCache=false opts out).
 // When it gives up, the error is a *ConnectError that names the secret and
 // the versions tried, and wraps the server's *mysql.MySQLError.
 //
@@ -40,7 +46,8 @@
 //
 // With a DSN: SECRET_ID[?PARAMS], the secret's ARN or name, then
 // rotatingmysql's own parameters (source, region, host, port, dbname, ttl,
-// retryTimeout, maxLoginAttempts, agentEndpoint, allowRemoteAgent) mixed
+// retryTimeout, maxLoginAttempts, refusedHold, sharedCache, agentEndpoint,
+// allowRemoteAgent, the JSON key names, allowInsecureIAM) mixed
 // with any go-sql-driver/mysql parameter (parseTime, tls, timeout, ...).
 // See ParseDSN.
 //

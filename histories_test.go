@@ -384,3 +384,48 @@ func TestErrorsSayWhoseDeadline(t *testing.T) {
 		t.Errorf("caller's deadline: %v; want DeadlineExceeded and not ErrRetryTimeout", err)
 	}
 }
+
+// TestSharedCacheEightPools: 8 *sql.DB opened on one secret in one process
+// (the way an application opens a writer, readers and an ORM's pool) share
+// one source and cache: 1 GetSecretValue call to open them all, at most 4
+// during a full rotation under load, and 0 application errors.
+func TestSharedCacheEightPools(t *testing.T) {
+	b := newBed(t, "shared-Eight-pw")
+	dbs := make([]*sql.DB, 8)
+	for i := range dbs {
+		dbs[i] = b.openDSN(b.arn)
+		dbs[i].SetMaxIdleConns(0)
+	}
+	for _, db := range dbs {
+		ping(t, db)
+	}
+	if n := b.apiCalls(); n != 1 {
+		t.Errorf("opening 8 databases on one secret made %d GetSecretValue calls, want 1", n)
+	}
+	loads := make([]*load, len(dbs))
+	for i, db := range dbs {
+		loads[i] = startLoad(db, 2)
+	}
+	calls0, denied0 := b.apiCalls(), b.deniedLogins()
+	time.Sleep(200 * time.Millisecond)
+	b.rot.Pause = 500 * time.Millisecond
+	if err := b.rot.Rotate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	for _, l := range loads {
+		l.stop(t)
+	}
+	calls, denied := b.apiCalls()-calls0, b.deniedLogins()-denied0-1 // the rotator's own
+	t.Logf("8 pools through a rotation: %d GetSecretValue calls, %d failed logins by the driver", calls, denied)
+	if calls > 4 {
+		t.Errorf("%d GetSecretValue calls during the rotation, want at most 4", calls)
+	}
+	// Isolated, each pool would pay its own refresh: the opt-out works.
+	iso := b.openDSN(b.arn + "?sharedCache=false")
+	before := b.apiCalls()
+	ping(t, iso)
+	if b.apiCalls() != before+1 {
+		t.Errorf("sharedCache=false: %d calls to open, want 1 of its own", b.apiCalls()-before)
+	}
+}

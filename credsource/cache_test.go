@@ -246,3 +246,36 @@ func TestChainFallsThroughOnlyWhenUnavailable(t *testing.T) {
 		t.Fatalf("not-found must end the chain: %v, next called %d times", err, up2.calls.Load())
 	}
 }
+
+// TestCacheTTLJitter: each fetch draws its TTL from [0.8*TTL, TTL], so
+// processes started together do not refresh together. 200 caches filled at
+// the same instant of a driven clock: all still cached just before 0.8*TTL,
+// none after TTL, and at 0.9*TTL some have expired and some not.
+func TestCacheTTLJitter(t *testing.T) {
+	const ttl = 100 * time.Second
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	caches := make([]*Cache, 200)
+	for i := range caches {
+		caches[i] = NewCache(newCountingSource(), CacheOptions{TTL: ttl, Now: clock})
+		mustVersion(t, caches[i], context.Background(), "v1")
+	}
+	cached := func(at time.Duration) (n int) {
+		now = time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC).Add(at)
+		for _, c := range caches {
+			if _, ok := c.Cached(Current); ok {
+				n++
+			}
+		}
+		return n
+	}
+	if n := cached(80*time.Second - time.Millisecond); n != len(caches) {
+		t.Errorf("just before 0.8*TTL: %d of %d cached, want all", n, len(caches))
+	}
+	if n := cached(90 * time.Second); n == 0 || n == len(caches) {
+		t.Errorf("at 0.9*TTL: %d of %d cached, want some but not all (the TTLs are not spread)", n, len(caches))
+	}
+	if n := cached(ttl + time.Millisecond); n != 0 {
+		t.Errorf("after TTL: %d of %d still cached, want none", n, len(caches))
+	}
+}
