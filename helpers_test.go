@@ -114,14 +114,20 @@ func ping(t *testing.T, db *sql.DB) {
 	}
 }
 
-// load runs workers goroutines that query db in a loop until stop is
-// called, and counts queries and errors. With db.SetMaxIdleConns(0) every
-// query dials a new connection.
+// load runs workers goroutines that query db in a loop until stopped, and
+// counts queries and records when each error happened. With
+// db.SetMaxIdleConns(0) every query dials a new connection.
 type load struct {
-	queries, errors atomic.Int64
-	firstErr        atomic.Value
-	cancel          context.CancelFunc
-	wg              sync.WaitGroup
+	queries atomic.Int64
+	mu      sync.Mutex
+	errs    []timedErr
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+type timedErr struct {
+	at  time.Time
+	err error
 }
 
 func startLoad(db *sql.DB, workers int) *load {
@@ -136,11 +142,13 @@ func startLoad(db *sql.DB, workers int) *load {
 				var one int
 				err := db.QueryRowContext(qctx, "SELECT 1").Scan(&one)
 				qcancel()
-				if err != nil && !errors.Is(err, context.Canceled) {
-					l.errors.Add(1)
-					l.firstErr.CompareAndSwap(nil, err)
-				} else if err == nil {
+				switch {
+				case err == nil:
 					l.queries.Add(1)
+				case !errors.Is(err, context.Canceled):
+					l.mu.Lock()
+					l.errs = append(l.errs, timedErr{time.Now(), err})
+					l.mu.Unlock()
 				}
 			}
 		}()
@@ -148,15 +156,35 @@ func startLoad(db *sql.DB, workers int) *load {
 	return l
 }
 
-func (l *load) stop(t *testing.T) {
-	t.Helper()
+// halt ends the load and returns every error it met.
+func (l *load) halt() []timedErr {
 	l.cancel()
 	l.wg.Wait()
-	if n := l.errors.Load(); n > 0 {
-		t.Errorf("application saw %d query errors (of %d); first: %v", n, n+l.queries.Load(), l.firstErr.Load())
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.errs
+}
+
+// since returns the errors of errs that happened at or after from.
+func since(errs []timedErr, from time.Time) []timedErr {
+	var out []timedErr
+	for _, e := range errs {
+		if !e.at.Before(from) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// stop ends the load and fails the test if it met an error or ran no query.
+func (l *load) stop(t *testing.T) {
+	t.Helper()
+	errs := l.halt()
+	if n := len(errs); n > 0 {
+		t.Errorf("application saw %d query errors (of %d); first: %v", n, int64(n)+l.queries.Load(), errs[0].err)
 	}
 	if l.queries.Load() == 0 {
 		t.Errorf("load ran no query")
 	}
-	t.Logf("load: %d queries, %d errors", l.queries.Load(), l.errors.Load())
+	t.Logf("load: %d queries, %d errors", l.queries.Load(), len(errs))
 }

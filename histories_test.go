@@ -22,69 +22,6 @@ import (
 // once each against the server, with the holds shortened through the
 // configuration (refusedHold, ttl), never faked.
 
-// timedLoad runs workers goroutines that each open a new connection per
-// query (SetMaxIdleConns(0) on db) and records when each error happened.
-type timedLoad struct {
-	mu      sync.Mutex
-	errs    []timedErr
-	queries atomic.Int64
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-}
-
-type timedErr struct {
-	at  time.Time
-	err error
-}
-
-func startTimedLoad(db *sql.DB, workers int) *timedLoad {
-	ctx, cancel := context.WithCancel(context.Background())
-	l := &timedLoad{cancel: cancel}
-	for range workers {
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			for ctx.Err() == nil {
-				qctx, qcancel := context.WithTimeout(ctx, 15*time.Second)
-				var one int
-				err := db.QueryRowContext(qctx, "SELECT 1").Scan(&one)
-				qcancel()
-				switch {
-				case err == nil:
-					l.queries.Add(1)
-				case ctx.Err() == nil:
-					l.mu.Lock()
-					l.errs = append(l.errs, timedErr{time.Now(), err})
-					l.mu.Unlock()
-					time.Sleep(10 * time.Millisecond)
-				}
-			}
-		}()
-	}
-	return l
-}
-
-// stop ends the load and returns the errors that happened at or after from.
-func (l *timedLoad) stop(from time.Time) []timedErr {
-	l.cancel()
-	l.wg.Wait()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []timedErr
-	for _, e := range l.errs {
-		if !e.at.Before(from) {
-			out = append(out, e)
-		}
-	}
-	return out
-}
-
-func (l *timedLoad) total() (queries int64, errs int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.queries.Load(), len(l.errs)
-}
-
 // pingUntil pings db every 250 ms until a Ping succeeds or the deadline
 // passes, and returns when the first success ended.
 func pingUntil(t *testing.T, db *sql.DB, deadline time.Time) (time.Time, error) {
@@ -231,7 +168,7 @@ func TestHistorySecretFirstThenAlterUser(t *testing.T) {
 			_, db := b.openWithConnector(opts...)
 			db.SetMaxIdleConns(0)
 			ping(t, db)
-			l := startTimedLoad(db, 8)
+			l := startLoad(db, 8)
 			time.Sleep(300 * time.Millisecond)
 			if _, err := b.sm.Store().PutSecretValue(b.arn, rotatingmysqltest.SecretJSON(b.host, b.port, b.user, "secret-First-New", b.db), nil); err != nil {
 				t.Fatal(err)
@@ -242,9 +179,9 @@ func TestHistorySecretFirstThenAlterUser(t *testing.T) {
 			}
 			altered := time.Now()
 			time.Sleep(3 * time.Second)
-			late := l.stop(altered.Add(2 * time.Second))
-			q, n := l.total()
-			t.Logf("%d queries, %d errors in all, %d from 2s after ALTER USER", q, n, len(late))
+			errs := l.halt()
+			late := since(errs, altered.Add(2*time.Second))
+			t.Logf("%d queries, %d errors in all, %d from 2s after ALTER USER", l.queries.Load(), len(errs), len(late))
 			if len(late) > 0 {
 				t.Errorf("%d errors from 2s after ALTER USER; first: %v", len(late), late[0].err)
 			}
@@ -262,7 +199,7 @@ func TestHistoryRollbackAfterPending(t *testing.T) {
 	c, db := b.openWithConnector()
 	db.SetMaxIdleConns(0)
 	ping(t, db)
-	l := startTimedLoad(db, 8)
+	l := startLoad(db, 8)
 	if err := errors.Join(b.rot.CreateSecret(ctx), b.rot.SetSecret(ctx)); err != nil {
 		t.Fatal(err)
 	}
@@ -282,9 +219,9 @@ func TestHistoryRollbackAfterPending(t *testing.T) {
 	}
 	rolledBack := time.Now()
 	time.Sleep(4 * time.Second)
-	late := l.stop(rolledBack.Add(2 * time.Second))
-	q, n := l.total()
-	t.Logf("%d queries, %d errors in all, %d from 2s after the rollback", q, n, len(late))
+	errs := l.halt()
+	late := since(errs, rolledBack.Add(2*time.Second))
+	t.Logf("%d queries, %d errors in all, %d from 2s after the rollback", l.queries.Load(), len(errs), len(late))
 	if len(late) > 0 {
 		t.Errorf("%d errors from 2s after the rollback; first: %v", len(late), late[0].err)
 	}
