@@ -366,7 +366,9 @@ func (c *Connector) recover(ctx context.Context, failed ledger.Ticket[*version],
 		case ledger.Wait:
 			// Wake for the first of: a hold ending (a probe is due), a
 			// fetch falling due, news from another connection (Changed),
-			// or the next backoff step.
+			// or the next backoff step. Asked after Decide: a Wait with
+			// nothing in flight is what makes the ledger poll the source.
+			_, at, fetch := c.ledger.FetchDue(now)
 			var soonest time.Time
 			if fetch {
 				soonest = at
