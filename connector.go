@@ -197,17 +197,15 @@ func (c *Connector) resolve(sec *credsource.Secret) (ledger.Key, ledger.Account,
 func (c *Connector) dial(ctx context.Context, t ledger.Ticket[*version]) (driver.Conn, error) {
 	v := t.Payload()
 	conn, err := c.dialer(v).Connect(ctx)
-	switch {
-	case err == nil:
-		if c.ledger.Report(t, ledger.Accepted, time.Now()) {
-			c.switched(v)
-		}
-	case retry.IsAuthError(err):
+	switch o := outcomeOf(err); o {
+	case ledger.Refused:
 		already := c.ledger.Refused(v.key)
-		c.ledger.Report(t, ledger.Refused, time.Now())
+		c.ledger.Report(t, o, time.Now())
 		c.refused(v, err, already)
 	default:
-		c.ledger.Report(t, ledger.Failed, time.Now())
+		if c.ledger.Report(t, o, time.Now()) {
+			c.switched(v)
+		}
 	}
 	return conn, err
 }
@@ -279,26 +277,24 @@ func (c *Connector) stageOf(v *version) credsource.Stage {
 // logins.
 var errLoginCap = errors.New("login attempts per connection reached maxLoginAttempts")
 
-// recover is the slow path of Connect: it fetches what is due, asks the
-// ledger, dials or waits, until a login succeeds, the login cap is reached,
-// the ledger has nothing to offer before the deadline, or the deadline
-// passes. failed is the ticket whose dial met err (zero when Connect has
-// not dialed): a 1045, or another failure of a trial or probe, after which
+// recover is the slow path of Connect: it asks the ledger for the next
+// step (ledger.Next: fetch, dial, wait or give up) and carries it out,
+// until a login succeeds, the ledger gives up, or the deadline passes.
+// failed is the ticket whose dial met err (zero when Connect has not
+// dialed): a 1045, or another failure of a trial or probe, after which
 // another version may still serve.
 func (c *Connector) recover(ctx context.Context, failed ledger.Ticket[*version], err error) (driver.Conn, error) {
 	rctx, cancel := context.WithTimeoutCause(ctx, c.cfg.Retry.Timeout, ErrRetryTimeout)
 	defer cancel()
 	r := &recovery{c: c, ctx: ctx, rctx: rctx}
-	// other is a failure other than 1045 of a trial or probe: returned as
-	// is unless the ledger offers another version.
-	var other error
-	var otherKey ledger.Key
+	deadline, _ := rctx.Deadline()
+	at := &ledger.Attempt{Deadline: deadline, MaxLogins: c.cfg.Retry.MaxLogins}
+	other := err // returned as is when the ledger has no other version
 	if failed != (ledger.Ticket[*version]{}) {
-		r.logins = 1
+		at.Started()
+		at.After(failed.Key(), failed.Claim, outcomeOf(err))
 		if retry.IsAuthError(err) {
 			r.note(failed.Payload(), err)
-		} else {
-			other, otherKey = err, failed.Key()
 		}
 	} else if sec, err := c.cache.Get(rctx, credsource.Current); err == nil {
 		if err := c.observe(credsource.Current, sec); err != nil {
@@ -313,90 +309,74 @@ func (c *Connector) recover(ctx context.Context, failed ledger.Ticket[*version],
 	bo := c.cfg.Retry.NewBackOff()
 	for {
 		now := time.Now()
-		since, at, fetch := c.ledger.FetchDue(now)
-		if fetch && !at.After(now) {
-			// The first refresh of a recovery goes through the source's
-			// own cache (a shared agent fetches once for its processes);
-			// a second one, needed only when the first offered nothing
-			// that works, bypasses it.
-			c.refresh(rctx, since, r.refreshed)
-			r.refreshed = true
-			now = time.Now()
-		}
-		d := c.ledger.Decide(now)
-		if other != nil && (d.Kind != ledger.Dial || d.Ticket.Key() == otherKey) {
-			// No other version to try: the server's own answer (account
-			// locked, no such database) or a network failure, not a
-			// rotation, returned as the mysql driver gave it.
-			if d.Kind == ledger.Dial {
-				c.ledger.Report(d.Ticket, ledger.Abandoned, now)
+		next := c.ledger.Next(at, now)
+		switch next.Step {
+		case ledger.StepFetch:
+			c.refresh(rctx, next.Since, next.Bypass)
+			if rctx.Err() != nil {
+				return nil, r.giveUp(nil)
 			}
-			return nil, other
-		}
-		switch d.Kind {
-		case ledger.Dial:
-			if r.logins >= c.cfg.Retry.MaxLogins {
-				c.ledger.Report(d.Ticket, ledger.Abandoned, now)
-				return nil, r.giveUp(errLoginCap)
-			}
-			conn, err := c.dial(rctx, d.Ticket)
-			r.logins++
+		case ledger.StepDial:
+			conn, err := c.dial(rctx, next.Ticket)
 			if err == nil {
-				if r.logins > 1 {
+				if at.Logins() > 1 {
 					c.recovered.Add(1)
 				}
 				return conn, nil
 			}
-			if !retry.IsAuthError(err) {
-				if rctx.Err() != nil {
-					return nil, r.giveUp(nil)
-				}
-				if !d.Ticket.Claim {
-					return nil, err
-				}
-				// A new version's trial failed for another reason (its
-				// host down): the version that works may still serve.
-				other, otherKey = err, d.Ticket.Key()
-				continue
-			}
-			other = nil
-			r.note(d.Ticket.Payload(), err)
-		case ledger.Empty:
-			return nil, c.fetchError(credsource.Current, r.cause(errors.New("no version fetched")))
-		case ledger.Wait:
-			// Wake for the first of: a hold ending (a probe is due), a
-			// fetch falling due, news from another connection (Changed),
-			// or the next backoff step. Asked after Decide: a Wait with
-			// nothing in flight is what makes the ledger poll the source.
-			_, at, fetch := c.ledger.FetchDue(now)
-			var soonest time.Time
-			if fetch {
-				soonest = at
-			}
-			if !d.Until.IsZero() && (soonest.IsZero() || d.Until.Before(soonest)) {
-				soonest = d.Until
-			}
-			if dl, ok := rctx.Deadline(); !d.Claimed && ok && (soonest.IsZero() || soonest.After(dl)) {
-				// Nothing will change before the deadline but by news
-				// from other connections: give up now rather than hold
-				// the caller (the holds are the lockout budget).
+			if rctx.Err() != nil && !retry.IsAuthError(err) {
 				return nil, r.giveUp(nil)
 			}
+			if !at.After(next.Ticket.Key(), next.Ticket.Claim, outcomeOf(err)) {
+				// The server's own answer (account locked, no such
+				// database) or a network failure: not a rotation,
+				// returned as the mysql driver gave it.
+				return nil, err
+			}
+			if retry.IsAuthError(err) {
+				r.note(next.Ticket.Payload(), err)
+			} else {
+				other = err
+			}
+		case ledger.StepFail:
+			return nil, other
+		case ledger.StepGiveUp:
+			switch next.Cause {
+			case ledger.LoginCap:
+				return nil, r.giveUp(errLoginCap)
+			case ledger.NoVersion:
+				return nil, c.fetchError(credsource.Current, r.cause(errors.New("no version fetched")))
+			}
+			return nil, r.giveUp(nil)
+		case ledger.StepWait:
+			// Wake for what falls due first, news from another connection
+			// (Changed), or the next backoff step.
 			wake := now.Add(bo.NextBackOff())
-			if !soonest.IsZero() && soonest.Before(wake) {
-				wake = soonest
+			if !next.Until.IsZero() && next.Until.Before(wake) {
+				wake = next.Until
 			}
 			timer := time.NewTimer(time.Until(wake))
 			select {
 			case <-rctx.Done():
 				timer.Stop()
 				return nil, r.giveUp(nil)
-			case <-d.Changed:
+			case <-next.Changed:
 			case <-timer.C:
 			}
 			timer.Stop()
 		}
 	}
+}
+
+// outcomeOf classifies a dial's error for the ledger.
+func outcomeOf(err error) ledger.Outcome {
+	switch {
+	case err == nil:
+		return ledger.Accepted
+	case retry.IsAuthError(err):
+		return ledger.Refused
+	}
+	return ledger.Failed
 }
 
 // refresh fetches AWSCURRENT and AWSPENDING in parallel (one round trip;
@@ -441,8 +421,6 @@ func (c *Connector) refresh(ctx context.Context, since time.Time, bypass bool) {
 type recovery struct {
 	c         *Connector
 	ctx, rctx context.Context // the caller's, and bounded by retryTimeout
-	logins    int
-	refreshed bool // a refresh was made: the next one bypasses the source's cache
 	attempts  []Attempt
 	lastErr   error // the last *mysql.MySQLError 1045 of this Connect
 }

@@ -18,9 +18,10 @@ import (
 // stuck rotations, rollbacks, secret first then ALTER USER and the
 // reverse, a user created later, an account broken for other reasons), a
 // source that fails or answers not found, concurrent Connects whose dials
-// finish in any order, and a clock that jumps. A simulated connector runs
-// the same procedure as connector.go's Connect: ask FetchDue, fetch, ask
-// Decide, dial or wait, Report.
+// finish in any order, and a clock that jumps. The simulated connector
+// steps each Connect with the same Ledger.Next and Attempt.After as
+// connector.go, doing the I/O against the simulated world: fetch, dial and
+// Report, or wait.
 //
 // After every step the invariants are checked, in the README's words:
 //
@@ -82,11 +83,10 @@ type maccount struct {
 type mconn struct {
 	id       int
 	deadline time.Time
-	logins   int
+	att      *Attempt
 	waiting  bool
 	done     bool
 	ok       bool
-	other    *mver // a trial of it failed for another reason
 }
 
 type mdial struct {
@@ -186,54 +186,23 @@ func (w *world) step(c *mconn) {
 			c.done = true
 			return
 		}
-		if _, at, ok := w.l.FetchDue(w.now); ok && !at.After(w.now) {
-			w.fetch(true)
-		}
 		w.now = w.now.Add(time.Nanosecond) // no two dials begin at the same instant
-		d := w.l.Decide(w.now)
-		if c.other != nil && (d.Kind != Dial || d.Ticket.Payload() == c.other) {
-			// A trial failed for another reason and nothing else is on
-			// offer: the connector returns that error.
-			if d.Kind == Dial {
-				w.l.Report(d.Ticket, Abandoned, w.now)
-			}
+		next := w.l.Next(c.att, w.now)
+		switch next.Step {
+		case StepFetch:
+			w.fetch(true)
+		case StepDial:
+			w.beginDial(c, next.Ticket)
+			return
+		case StepWait:
+			c.waiting = true
+			return
+		default: // StepGiveUp, StepFail: the Connect returns an error
 			c.done = true
 			return
 		}
-		c.other = nil
-		switch d.Kind {
-		case Empty:
-			w.fetch(false)
-			if !w.l.Known() {
-				c.done = true
-				return
-			}
-		case Dial:
-			if c.logins >= modelMaxLogins {
-				w.l.Report(d.Ticket, Abandoned, w.now)
-				c.done = true
-				return
-			}
-			w.beginDial(c, d.Ticket)
-			return
-		case Wait:
-			_, at, fetch := w.l.FetchDue(w.now)
-			var soonest time.Time
-			if fetch {
-				soonest = at
-			}
-			if !d.Until.IsZero() && (soonest.IsZero() || d.Until.Before(soonest)) {
-				soonest = d.Until
-			}
-			if !d.Claimed && (soonest.IsZero() || soonest.After(c.deadline)) {
-				c.done = true
-				return
-			}
-			c.waiting = true
-			return
-		}
 	}
-	w.t.Fatalf("connect %d: 20 decisions without dialing or waiting", c.id)
+	w.t.Fatalf("connect %d: 20 steps without dialing or waiting", c.id)
 }
 
 func (w *world) beginDial(c *mconn, t Ticket[*mver]) {
@@ -267,7 +236,6 @@ func (w *world) beginDial(c *mconn, t Ticket[*mver]) {
 			w.t.Fatalf("%s probed at %v, %v after its last refusal: the hold is %v", v.name, w.now, w.now.Sub(v.refAt), v.step)
 		}
 	}
-	c.logins++
 	ac := w.account(v.acct)
 	w.dials = append(w.dials, &mdial{c: c, v: v, t: t, pwThen: ac.password, epoch: ac.epoch, okThen: v.countedAt})
 }
@@ -334,10 +302,10 @@ func (w *world) finish(i int, atBegin bool) {
 				}
 			}
 		}
+		d.c.att.After(v.key, d.t.Claim, o)
 		w.step(d.c)
 	case Failed:
-		if d.t.Claim {
-			d.c.other = v
+		if d.c.att.After(v.key, d.t.Claim, o) {
 			w.step(d.c)
 		} else {
 			d.c.done = true
@@ -348,6 +316,7 @@ func (w *world) finish(i int, atBegin bool) {
 func (w *world) startConnect() *mconn {
 	w.nextID++
 	c := &mconn{id: w.nextID, deadline: w.now.Add(modelTimeout)}
+	c.att = &Attempt{Deadline: c.deadline, MaxLogins: modelMaxLogins}
 	w.conns = append(w.conns, c)
 	if !w.l.Known() {
 		w.fetch(false)
@@ -606,6 +575,13 @@ func TestModelManagedRotation(t *testing.T) {
 		multi := rapid.Bool().Draw(t, "multiUser")
 		stuck := rapid.Bool().Draw(t, "stuck")
 		rollback := !multi && rapid.Bool().Draw(t, "rollback")
+		// The source down (throttled, failing) from setSecret on, for up
+		// to 3 s: Connects wait for it within their deadline.
+		outage := time.Duration(0)
+		if rapid.Bool().Draw(t, "outage") {
+			outage = time.Duration(rapid.Int64Range(int64(100*time.Millisecond), int64(3*time.Second)).Draw(t, "outageFor"))
+		}
+		var upAt time.Time
 		c := w.startConnect()
 		w.finish(0, false)
 		if !c.ok {
@@ -621,7 +597,12 @@ func TestModelManagedRotation(t *testing.T) {
 				}
 				w.pen = w.newVersion(user)
 			},
-			func() { w.setPassword(w.pen.acct, w.pen.password) },
+			func() {
+				w.setPassword(w.pen.acct, w.pen.password)
+				if outage > 0 {
+					w.down, upAt = true, w.now.Add(outage)
+				}
+			},
 			func() { w.cur, w.pen = w.pen, nil },
 		}
 		if rollback {
@@ -632,7 +613,7 @@ func TestModelManagedRotation(t *testing.T) {
 		}
 		refused, budget := 0, -1
 		next := 0
-		for next < len(steps) || len(w.dials) > 0 || len(w.waiting()) > 0 {
+		for next < len(steps) || len(w.dials) > 0 || len(w.waiting()) > 0 || w.down {
 			w.now = w.now.Add(time.Microsecond) // events in order of time
 			switch rapid.IntRange(0, 4).Draw(t, "event") {
 			case 0:
@@ -676,6 +657,9 @@ func TestModelManagedRotation(t *testing.T) {
 				if stuck && next == 2 {
 					d *= 10
 				}
+				if w.down && !w.now.Add(d).Before(upAt) {
+					w.down = false
+				}
 				w.tick(d)
 			}
 		}
@@ -691,7 +675,7 @@ func TestModelManagedRotation(t *testing.T) {
 		if refused > max(budget, 0)+probes {
 			t.Fatalf("%d refused logins; %d dials of the old password were in flight at the first refusal, %d probes allowed", refused, budget, probes)
 		}
-		if f := w.fetches - fetches0; f > 2 {
+		if f := w.fetches - fetches0; f > 2 && outage == 0 {
 			t.Fatalf("%d forced fetches (of both stages) for one rotation, want at most 2", f)
 		}
 	})

@@ -1,0 +1,138 @@
+package ledger
+
+import "time"
+
+// Attempt is one Connect's state across its steps: what the ledger needs,
+// besides its own evidence, to decide the Connect's next step. The caller
+// sets Deadline and MaxLogins; Next and After keep the rest.
+type Attempt struct {
+	// Deadline is when the Connect must have returned; zero means none.
+	Deadline time.Time
+	// MaxLogins caps the logins of the Connect, the first included.
+	MaxLogins int
+
+	logins    int
+	refreshed bool // a refresh was made: the next one bypasses the source's cache
+	avoid     *Key // a trial of this version failed for another reason than 1045
+}
+
+// Logins returns how many logins the Connect has made.
+func (a *Attempt) Logins() int { return a.logins }
+
+// Step is what Next asks the caller to do.
+type Step int
+
+const (
+	// StepFetch: refresh AWSCURRENT and AWSPENDING with fetches that began
+	// at or after Since (Bypass: past the source's own cache), give the
+	// ledger what they say (Observe, NotFound, Fetched), then Next again.
+	StepFetch Step = iota
+	// StepDial: dial Ticket, Report the outcome, pass it to After.
+	StepDial
+	// StepWait: wait until Until (zero: no time of its own), until Changed
+	// is closed, or until the caller's deadline, then Next again.
+	StepWait
+	// StepGiveUp: nothing will log in before the deadline; Cause says why.
+	StepGiveUp
+	// StepFail: return the failure of the trial that After was given (no
+	// other version to try).
+	StepFail
+)
+
+// GiveUpCause says why a Connect gives up.
+type GiveUpCause int
+
+const (
+	// NothingDue: every version is held back and nothing (a probe, a
+	// fetch, a trial in flight) falls due before the deadline.
+	NothingDue GiveUpCause = iota
+	// LoginCap: the Connect made MaxLogins logins.
+	LoginCap
+	// NoVersion: no version is known (nothing was ever fetched).
+	NoVersion
+)
+
+// Next is the ledger's answer to Attempt.Next.
+type Next[T any] struct {
+	Step    Step
+	Since   time.Time // StepFetch
+	Bypass  bool      // StepFetch
+	Ticket  Ticket[T] // StepDial
+	Until   time.Time // StepWait
+	Changed <-chan struct{}
+	Cause   GiveUpCause // StepGiveUp
+}
+
+// Next decides the Connect's next step at now: a fetch when one is due, a
+// dial when the ledger allows one, else a wait for what falls due first,
+// or giving up when nothing does before the deadline. This is the whole of
+// the connector's recovery loop but the I/O: the model test runs the same.
+func (l *Ledger[T]) Next(a *Attempt, now time.Time) Next[T] {
+	if since, at, due := l.FetchDue(now); due && !at.After(now) {
+		// The first refresh of a Connect goes through the source's own
+		// cache (a shared agent fetches once for all its processes); a
+		// second one is needed only when the first offered nothing that
+		// works, and bypasses it.
+		bypass := a.refreshed
+		a.refreshed = true
+		return Next[T]{Step: StepFetch, Since: since, Bypass: bypass}
+	}
+	d := l.Decide(now)
+	if a.avoid != nil && (d.Kind != Dial || d.Ticket.Key() == *a.avoid) {
+		if d.Kind == Dial {
+			l.Report(d.Ticket, Abandoned, now)
+		}
+		return Next[T]{Step: StepFail}
+	}
+	switch d.Kind {
+	case Dial:
+		if a.logins >= a.MaxLogins {
+			l.Report(d.Ticket, Abandoned, now)
+			return Next[T]{Step: StepGiveUp, Cause: LoginCap}
+		}
+		a.logins++
+		a.avoid = nil
+		return Next[T]{Step: StepDial, Ticket: d.Ticket}
+	case Empty:
+		return Next[T]{Step: StepGiveUp, Cause: NoVersion}
+	}
+	// Asked after Decide: a Wait with nothing in flight is what starts the
+	// ledger's polls of the source.
+	var soonest time.Time
+	if _, at, due := l.FetchDue(now); due {
+		soonest = at
+	}
+	if !d.Until.IsZero() && (soonest.IsZero() || d.Until.Before(soonest)) {
+		soonest = d.Until
+	}
+	if !d.Claimed && (soonest.IsZero() || !a.Deadline.IsZero() && soonest.After(a.Deadline)) {
+		// Nothing will change before the deadline but news from other
+		// connections: give up now rather than hold the caller (the
+		// holds are the lockout budget).
+		return Next[T]{Step: StepGiveUp, Cause: NothingDue}
+	}
+	return Next[T]{Step: StepWait, Until: soonest, Changed: d.Changed}
+}
+
+// After takes the outcome of the dial of the version key (already
+// reported to the
+// ledger) and says whether the Connect goes on: after a refusal, and
+// after another failure of a trial or probe (the version that works may
+// still serve; Next answers StepFail if none does). An accepted login, and
+// another failure of a proven version, end the Connect.
+func (a *Attempt) After(key Key, claim bool, o Outcome) (goOn bool) {
+	switch o {
+	case Refused:
+		return true
+	case Failed:
+		if claim {
+			a.avoid = &key
+			return true
+		}
+	}
+	return false
+}
+
+// Started records a dial made before the Connect's first Next (the fast
+// path).
+func (a *Attempt) Started() { a.logins++ }
