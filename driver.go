@@ -32,6 +32,9 @@ func (d *Driver) Open(dsn string) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The connection does not need its connector: release the connector's
+	// share of the source and cache (closed if no other uses them).
+	defer c.(*Connector).Close()
 	return c.Connect(context.Background())
 }
 

@@ -352,3 +352,32 @@ func containsAny(s string, subs ...string) bool {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// TestDriverOpenReleasesItsConnector: Driver.Open (the driver.Driver path,
+// which database/sql does not take but callers may) makes a connector for
+// one connection and releases it: the source's idle HTTP connections are
+// closed, so the emulator holds none once the connection is closed.
+func TestDriverOpenReleasesItsConnector(t *testing.T) {
+	b := newBed(t, "driver-Open-pw")
+	for k, v := range b.sm.Env() {
+		t.Setenv(k, v)
+	}
+	for range 3 {
+		conn, err := (&rotatingmysql.Driver{}).Open(b.arn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := conn.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := b.apiCalls(); n != 3 {
+		t.Errorf("3 opens made %d GetSecretValue calls, want 3 (nothing kept between them)", n)
+	}
+	for i := 0; i < 100 && b.sm.OpenConnections() > 0; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := b.sm.OpenConnections(); n != 0 {
+		t.Errorf("%d connections to the emulator left open", n)
+	}
+}
