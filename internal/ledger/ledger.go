@@ -10,6 +10,8 @@
 //   - Report: the outcome of the dial Decide asked for (accepted, refused
 //     with 1045, or failed for another reason).
 //   - FetchDue: whether the source should be asked again, and since when.
+//   - Next (attempt.go): one Connect's next step, from all of the above:
+//     fetch, dial, wait or give up. The connector only does the I/O.
 //
 // The evidence rules (README, "How the driver decides"):
 //
@@ -144,12 +146,11 @@ type Ledger[T any] struct {
 	last     *version[T] // the version that last logged in, for reports
 	seq      uint64
 
-	lastRefusal    time.Time // the latest begin time of a refused dial
-	lastFetch      time.Time // the latest fetch the ledger asked for began at or after this
-	stuckSince     time.Time // since when nothing has been dialable; zero when something is
-	waiting        bool      // a Wait decision is outstanding: close changed on news
-	changed        chan struct{}
-	refusals, acks uint64
+	lastRefusal time.Time // the latest begin time of a refused dial
+	lastFetch   time.Time // the latest fetch the ledger asked for began at or after this
+	stuckSince  time.Time // since when nothing has been dialable; zero when something is
+	waiting     bool      // a Wait decision is outstanding: close changed on news
+	changed     chan struct{}
 }
 
 // version is what the ledger knows of one version.
@@ -162,7 +163,6 @@ type version[T any] struct {
 	accepted  time.Time // when the latest counted accepted login began; zero if none
 	proven    bool      // accepted, and not refused or demoted since
 	refused   bool
-	refBegan  time.Time // when the dial of the recorded refusal began
 	refAt     time.Time // when the refusal was recorded
 	hold      time.Duration
 	holdUntil time.Time
@@ -180,9 +180,6 @@ func New[T any](opts Options) *Ledger[T] {
 		changed:  make(chan struct{}),
 	}
 }
-
-// Options returns the ledger's options, defaults filled in.
-func (l *Ledger[T]) Options() Options { return l.opts }
 
 // Kind is what a Decision asks the caller to do.
 type Kind int
@@ -412,7 +409,6 @@ func (l *Ledger[T]) Report(t Ticket[T], o Outcome, now time.Time) (switched bool
 			// checked it before its password changed.
 			return
 		}
-		l.acks++
 		v.refused, v.proven = false, true
 		v.hold = l.opts.Hold
 		if t.start.After(v.accepted) {
@@ -429,16 +425,15 @@ func (l *Ledger[T]) Report(t Ticket[T], o Outcome, now time.Time) (switched bool
 			}
 		}
 	case Refused:
-		l.refusals++
 		probe := t.Claim && v.refused
 		switch {
 		case probe:
 			v.hold = min(2*v.hold, l.opts.MaxHold)
-			v.refBegan, v.refAt, v.holdUntil = t.start, now, now.Add(v.hold)
+			v.refAt, v.holdUntil = now, now.Add(v.hold)
 		case !v.refused:
 			v.hold = l.opts.Hold
 			v.refused = true
-			v.refBegan, v.refAt, v.holdUntil = t.start, now, now.Add(v.hold)
+			v.refAt, v.holdUntil = now, now.Add(v.hold)
 		default:
 			// A dial in flight when the refusal was recorded: the same
 			// change, not a new one; the hold stands.
