@@ -35,10 +35,10 @@ import (
 // shared is a source and its cache, used by every connector with the same
 // fetch key.
 type shared struct {
-	key    fetchKey
-	shared bool // in the registry under key
-	src    credsource.Source
-	cache  *credsource.Cache
+	key        fetchKey
+	inRegistry bool // in the registry under key
+	src        credsource.Source
+	cache      *credsource.Cache
 
 	refs    int                      // guarded by registry.mu
 	ledgers map[string]*sharedLedger // by ledger key; guarded by registry.mu
@@ -54,7 +54,7 @@ var registry = struct {
 	parts map[fetchKey]*shared
 }{parts: make(map[fetchKey]*shared)}
 
-// acquire returns the parts for cfg, made with makeSrc the first time, and
+// acquire returns the parts for cfg, made the first time they are asked for, and
 // the ledger for its addresses. The caller must release them.
 func acquire(cfg *Config) (*shared, *ledger.Ledger[*version], error) {
 	key, ok := cfg.shareKey()
@@ -77,7 +77,7 @@ func acquire(cfg *Config) (*shared, *ledger.Ledger[*version], error) {
 		if sh, err = newShared(cfg); err != nil {
 			return nil, nil, err
 		}
-		sh.key, sh.shared = key, true
+		sh.key, sh.inRegistry = key, true
 		registry.parts[key] = sh
 	}
 	sh.refs++
@@ -109,7 +109,7 @@ func newLedger(cfg *Config) *ledger.Ledger[*version] {
 // release drops one use of the parts and of the ledger l; the last use
 // closes the source.
 func (sh *shared) release(l *ledger.Ledger[*version]) error {
-	if sh.shared {
+	if sh.inRegistry {
 		registry.mu.Lock()
 	}
 	sh.refs--
@@ -121,10 +121,10 @@ func (sh *shared) release(l *ledger.Ledger[*version]) error {
 		}
 	}
 	last := sh.refs == 0
-	if last && sh.shared && registry.parts[sh.key] == sh {
+	if last && sh.inRegistry && registry.parts[sh.key] == sh {
 		delete(registry.parts, sh.key)
 	}
-	if sh.shared {
+	if sh.inRegistry {
 		registry.mu.Unlock()
 	}
 	if !last {
