@@ -326,6 +326,6 @@ func TestInterrupted(t *testing.T) {
 		t.Errorf("problems %q, want interrupted", rep.Problems)
 	}
 	if rm := driverTotal(t, &rep, driverRotating); rm.Errors != 0 || rm.Queries == 0 {
-		t.Errorf("rotatingmysql: %d errors in %d queries: queries cut short by the interrupt must not count as errors", rm.Errors, rm.Queries)
+		t.Errorf("rotatingmysql: %d errors in %d queries (%v): queries cut short by the interrupt must not count as errors", rm.Errors, rm.Queries, rm.ErrorKinds)
 	}
 }
