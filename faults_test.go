@@ -2,7 +2,6 @@ package rotatingmysql_test
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"testing"
 	"time"
@@ -19,22 +18,6 @@ import (
 // Where the password does not change during the fault, the application must
 // see no error at all; where it does, API calls stay bounded and new
 // connections work again once the fault ends.
-
-// openWithConnector is b.open that also returns the connector, for Stats.
-func (b *bed) openWithConnector(opts ...rotatingmysql.Option) (*rotatingmysql.Connector, *sql.DB) {
-	b.t.Helper()
-	cfg := rotatingmysql.NewConfig(b.arn)
-	if err := cfg.Apply(append([]rotatingmysql.Option{rotatingmysql.WithAWSConfig(b.sm.AWSConfig())}, opts...)...); err != nil {
-		b.t.Fatal(err)
-	}
-	c, err := rotatingmysql.NewConnector(cfg)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	db := sql.OpenDB(c)
-	b.t.Cleanup(func() { db.Close() })
-	return c, db
-}
 
 // stageCalls returns the GetSecretValue requests the emulator received for
 // AWSCURRENT and AWSPENDING.

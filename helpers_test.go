@@ -65,17 +65,30 @@ func newBed(t *testing.T, password string) *bed {
 // program's own aws.Config pointing at the emulator).
 func (b *bed) open(opts ...rotatingmysql.Option) *sql.DB {
 	b.t.Helper()
-	cfg := rotatingmysql.NewConfig(b.arn)
-	if err := cfg.Apply(append([]rotatingmysql.Option{rotatingmysql.WithAWSConfig(b.sm.AWSConfig())}, opts...)...); err != nil {
-		b.t.Fatal(err)
+	_, db := b.openWithConnector(opts...)
+	return db
+}
+
+// openWithConnector is b.open that also returns the connector, for Stats.
+func (b *bed) openWithConnector(opts ...rotatingmysql.Option) (*rotatingmysql.Connector, *sql.DB) {
+	b.t.Helper()
+	return openConfig(b.t, rotatingmysql.NewConfig(b.arn), append([]rotatingmysql.Option{rotatingmysql.WithAWSConfig(b.sm.AWSConfig())}, opts...)...)
+}
+
+// openConfig applies opts to cfg, makes its connector and opens a sql.DB
+// on it, closed when the test ends.
+func openConfig(t testing.TB, cfg *rotatingmysql.Config, opts ...rotatingmysql.Option) (*rotatingmysql.Connector, *sql.DB) {
+	t.Helper()
+	if err := cfg.Apply(opts...); err != nil {
+		t.Fatal(err)
 	}
 	c, err := rotatingmysql.NewConnector(cfg)
 	if err != nil {
-		b.t.Fatal(err)
+		t.Fatal(err)
 	}
 	db := sql.OpenDB(c)
-	b.t.Cleanup(func() { db.Close() })
-	return db
+	t.Cleanup(func() { db.Close() })
+	return c, db
 }
 
 // openDSN returns a sql.DB opened the way an application does,

@@ -97,19 +97,10 @@ func (b *iamBed) target() string {
 func (b *iamBed) open(opts ...rotatingmysql.Option) *sql.DB {
 	b.t.Helper()
 	cfg := rotatingmysql.NewIAMConfig(iamUser, b.front.Host(), b.front.Port(), b.db)
-	all := append([]rotatingmysql.Option{
+	_, db := openConfig(b.t, cfg, append([]rotatingmysql.Option{
 		rotatingmysql.WithAWSConfig(b.awsConfig()),
 		rotatingmysql.WithTLSConfig(b.front.ClientTLSConfig()),
-	}, opts...)
-	if err := cfg.Apply(all...); err != nil {
-		b.t.Fatal(err)
-	}
-	c, err := rotatingmysql.NewConnector(cfg)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	db := sql.OpenDB(c)
-	b.t.Cleanup(func() { db.Close() })
+	}, opts...)...)
 	return db
 }
 

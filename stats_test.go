@@ -31,19 +31,10 @@ const (
 // connection, so that each Ping dials.
 func openConnectorDB(t *testing.T, b *bed, opts ...rotatingmysql.Option) (*rotatingmysql.Connector, *sql.DB) {
 	t.Helper()
-	cfg := rotatingmysql.NewConfig(b.arn)
 	awsCfg := b.sm.AWSConfig()
 	awsCfg.Credentials = credentials.NewStaticCredentialsProvider(scriptAccessKey, scriptSecretKey, scriptSessionToken)
-	if err := cfg.Apply(append([]rotatingmysql.Option{rotatingmysql.WithAWSConfig(awsCfg)}, opts...)...); err != nil {
-		t.Fatal(err)
-	}
-	c, err := rotatingmysql.NewConnector(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := sql.OpenDB(c)
+	c, db := openConfig(t, rotatingmysql.NewConfig(b.arn), append([]rotatingmysql.Option{rotatingmysql.WithAWSConfig(awsCfg)}, opts...)...)
 	db.SetMaxIdleConns(0)
-	t.Cleanup(func() { db.Close() })
 	return c, db
 }
 
