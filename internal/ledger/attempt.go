@@ -96,12 +96,10 @@ func (l *Ledger[T]) Next(a *Attempt, now time.Time) Next[T] {
 	case Empty:
 		return Next[T]{Step: StepGiveUp, Cause: NoVersion}
 	}
-	// Asked after Decide: a Wait with nothing in flight is what starts the
-	// ledger's polls of the source.
-	var soonest time.Time
-	if _, at, due := l.FetchDue(now); due {
-		soonest = at
-	}
+	// d.FetchAt comes with the decision, under the same lock: a Wait with
+	// nothing in flight is what starts the ledger's polls of the source,
+	// and another connection's step between the two must not hide it.
+	soonest := d.FetchAt
 	if !d.Until.IsZero() && (soonest.IsZero() || d.Until.Before(soonest)) {
 		soonest = d.Until
 	}

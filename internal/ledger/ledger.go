@@ -226,6 +226,9 @@ type Decision[T any] struct {
 	Claimed bool
 	// Changed, with Wait, is closed when the ledger learns anything new.
 	Changed <-chan struct{}
+	// FetchAt, with Wait, is when the next fetch falls due (zero: none),
+	// as of the same moment as the rest of the decision.
+	FetchAt time.Time
 }
 
 // Observe records that the source labels stage with the version key (on
@@ -361,7 +364,11 @@ func (l *Ledger[T]) Decide(now time.Time) Decision[T] {
 		l.stuckSince = now
 	}
 	l.waiting = true
-	return Decision[T]{Kind: Wait, Until: until, Claimed: claimed, Changed: l.changed}
+	d := Decision[T]{Kind: Wait, Until: until, Claimed: claimed, Changed: l.changed}
+	if _, at, due := l.fetchDue(now); due {
+		d.FetchAt = at
+	}
+	return d
 }
 
 // try returns a ticket for v if v may be dialed at now: in parallel when
@@ -507,6 +514,11 @@ func (l *Ledger[T]) Known() bool {
 func (l *Ledger[T]) FetchDue(now time.Time) (since, at time.Time, ok bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.fetchDue(now)
+}
+
+// fetchDue is FetchDue with l.mu held.
+func (l *Ledger[T]) fetchDue(now time.Time) (since, at time.Time, ok bool) {
 	switch {
 	case l.lastRefusal.After(l.lastFetch):
 		since, at = l.lastRefusal, l.lastFetch.Add(l.opts.MinInterval)
