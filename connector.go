@@ -29,8 +29,6 @@ import (
 type Connector struct {
 	cfg    *Config
 	sh     *shared // source and cache, shared with the process's connectors on the same secret
-	src    credsource.Source
-	cache  *credsource.Cache
 	ledger *ledger.Ledger[*version]
 	log    *slog.Logger
 
@@ -67,7 +65,7 @@ func NewConnector(cfg *Config) (*Connector, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Connector{cfg: cfg, sh: sh, src: sh.src, cache: sh.cache, ledger: l, log: cfg.logger(),
+	return &Connector{cfg: cfg, sh: sh, ledger: l, log: cfg.logger(),
 		dialers: make(map[ledger.Key]driver.Connector, 2)}, nil
 }
 
@@ -99,7 +97,7 @@ func (c *Connector) Close() error {
 func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 	// The fast path: a cached AWSCURRENT and a proven version, one dial, no
 	// allocation of its own.
-	if sec, ok := c.cache.Cached(credsource.Current); ok {
+	if sec, ok := c.sh.cache.Cached(credsource.Current); ok {
 		if sec != c.lastSec.Load() {
 			if err := c.observe(credsource.Current, sec); err != nil {
 				return nil, err
@@ -296,7 +294,7 @@ func (c *Connector) recover(ctx context.Context, failed ledger.Ticket[*version],
 		if retry.IsAuthError(err) {
 			r.note(failed.Payload(), err)
 		}
-	} else if sec, err := c.cache.Get(rctx, credsource.Current); err == nil {
+	} else if sec, err := c.sh.cache.Get(rctx, credsource.Current); err == nil {
 		if err := c.observe(credsource.Current, sec); err != nil {
 			return nil, err
 		}
@@ -385,9 +383,9 @@ func outcomeOf(err error) ledger.Outcome {
 // cache of its own.
 func (c *Connector) refresh(ctx context.Context, since time.Time, bypass bool) {
 	started := time.Now()
-	load := c.cache.RefreshThrough
+	load := c.sh.cache.RefreshThrough
 	if bypass {
-		load = c.cache.Refresh
+		load = c.sh.cache.Refresh
 	}
 	var pend *credsource.Secret
 	var perr error

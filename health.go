@@ -97,7 +97,7 @@ func (c *Connector) HealthCheck(ctx context.Context) Health {
 		h.Step, h.Err, h.Took = step, err, time.Since(start)
 		return h
 	}
-	if _, err := c.cache.Get(ctx, credsource.Current); err != nil {
+	if _, err := c.sh.cache.Get(ctx, credsource.Current); err != nil {
 		return fail(HealthFetch, c.fetchError(credsource.Current, err))
 	}
 	conn, err := c.Connect(ctx)

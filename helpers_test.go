@@ -189,6 +189,18 @@ func since(errs []timedErr, from time.Time) []timedErr {
 	return out
 }
 
+// stopCleanFrom ends the load and fails the test if it met an error at or
+// after from (what names the moment, for the log).
+func (l *load) stopCleanFrom(t *testing.T, from time.Time, what string) {
+	t.Helper()
+	errs := l.halt()
+	late := since(errs, from)
+	t.Logf("%d queries, %d errors in all, %d from %s", l.queries.Load(), len(errs), len(late), what)
+	if len(late) > 0 {
+		t.Errorf("%d errors from %s; first: %v", len(late), what, late[0].err)
+	}
+}
+
 // stop ends the load and fails the test if it met an error or ran no query.
 func (l *load) stop(t *testing.T) {
 	t.Helper()

@@ -1,7 +1,6 @@
 package rotatingmysql
 
 import (
-	"fmt"
 	"io"
 	"reflect"
 	"sync"
@@ -40,8 +39,16 @@ type shared struct {
 	src        credsource.Source
 	cache      *credsource.Cache
 
-	refs    int                      // guarded by registry.mu
-	ledgers map[string]*sharedLedger // by ledger key; guarded by registry.mu
+	refs    int                         // guarded by registry.mu
+	ledgers map[ledgerKey]*sharedLedger // guarded by registry.mu
+}
+
+// ledgerKey adds to the fetch key what changes the versions a fetch
+// resolves to (the DSN's address overrides) and the ledger's hold.
+type ledgerKey struct {
+	host, dbname string
+	port         int
+	hold         time.Duration
 }
 
 type sharedLedger struct {
@@ -58,7 +65,7 @@ var registry = struct {
 // the ledger for its addresses. The caller must release them.
 func acquire(cfg *Config) (*shared, *ledger.Ledger[*version], error) {
 	key, ok := cfg.shareKey()
-	ledKey := fmt.Sprintf("%q|%d|%q|%v", cfg.Host, cfg.Port, cfg.DBName, cfg.RefusedHold)
+	ledKey := ledgerKey{host: cfg.Host, dbname: cfg.DBName, port: cfg.Port, hold: cfg.RefusedHold}
 	if !ok {
 		sh, err := newShared(cfg)
 		if err != nil {
@@ -98,7 +105,7 @@ func newShared(cfg *Config) (*shared, error) {
 	return &shared{
 		src:     src,
 		cache:   credsource.NewCache(src, credsource.CacheOptions{TTL: cfg.TTL, Logger: cfg.logger()}),
-		ledgers: make(map[string]*sharedLedger, 1),
+		ledgers: make(map[ledgerKey]*sharedLedger, 1),
 	}, nil
 }
 

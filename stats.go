@@ -57,7 +57,7 @@ type Stats struct {
 
 // Stats returns a snapshot of the connector's counters.
 func (c *Connector) Stats() Stats {
-	cs := c.cache.Stats()
+	cs := c.sh.cache.Stats()
 	s := Stats{
 		Fetches:         cs.Fetches,
 		FetchesBySource: cs.BySource,

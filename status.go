@@ -69,9 +69,9 @@ type RotationStatus struct {
 // (the default) and the secretsmanager:DescribeSecret permission; with any
 // other source it returns an error wrapping ErrStatusUnsupported.
 func (c *Connector) RotationStatus(ctx context.Context) (RotationStatus, error) {
-	sm, ok := c.src.(*credsource.SecretsManager)
+	sm, ok := c.sh.src.(*credsource.SecretsManager)
 	if !ok {
-		return RotationStatus{}, fmt.Errorf("%w; this connector's source is %s", ErrStatusUnsupported, sourceName(c.src))
+		return RotationStatus{}, fmt.Errorf("%w; this connector's source is %s", ErrStatusUnsupported, sourceName(c.sh.src))
 	}
 	api, err := sm.API(ctx)
 	if err != nil {

@@ -114,16 +114,7 @@ func FuzzKeysParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, doc, userKey, passKey string) {
 		k := Keys{Username: userKey, Password: passKey}
 		c, err := k.Parse("id", "v", []byte(doc))
-		if err != nil {
-			var se *SecretError
-			if !errors.As(err, &se) {
-				t.Fatalf("error %T %v is not a *SecretError", err, err)
-			}
-			return
-		}
-		if c.Username == "" || c.Password == "" || c.Port < 0 || c.Port > 65535 {
-			t.Fatalf("accepted unusable credentials from %q", doc)
-		}
+		checkParsed(t, doc, c, err)
 	})
 }
 
@@ -162,17 +153,24 @@ func FuzzParseCredentials(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, doc string) {
 		c, err := ParseCredentials("id", "v", []byte(doc))
-		if err != nil {
-			var se *SecretError
-			if !errors.As(err, &se) {
-				t.Fatalf("error %T %v is not a *SecretError", err, err)
-			}
-			return
-		}
-		if c.Username == "" || c.Password == "" || c.Port < 0 || c.Port > 65535 {
-			t.Fatalf("accepted unusable credentials from %q", doc)
-		}
+		checkParsed(t, doc, c, err)
 	})
+}
+
+// checkParsed is what every parse of any document must come to: a
+// *SecretError, or credentials a login can use.
+func checkParsed(t *testing.T, doc string, c Credentials, err error) {
+	t.Helper()
+	if err != nil {
+		var se *SecretError
+		if !errors.As(err, &se) {
+			t.Fatalf("error %T %v is not a *SecretError", err, err)
+		}
+		return
+	}
+	if c.Username == "" || c.Password == "" || c.Port < 0 || c.Port > 65535 {
+		t.Fatalf("accepted unusable credentials from %q", doc)
+	}
 }
 
 func TestCredentialsFormatRedacts(t *testing.T) {

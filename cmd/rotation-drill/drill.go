@@ -101,11 +101,6 @@ func runDrill(ctx context.Context, o *options, t *target, progress io.Writer) (*
 		fmt.Fprintf(progress, "rotation-drill: close pools: %v\n", err)
 	}
 	rep := buildReport(o, t, tl, final, elapsed, stats, rec, plainRec)
-	switch {
-	case interrupted:
-		rep.fail("interrupted before the end of the drill")
-	case rotErr != nil:
-		rep.fail(rotErr.Error())
-	}
+	rep.failRun(interrupted, rotErr)
 	return rep, nil
 }

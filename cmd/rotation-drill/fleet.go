@@ -187,12 +187,7 @@ func runFleet(ctx context.Context, o *options, t *target, progress io.Writer) (*
 	for _, p := range rep.Fleet.Problems {
 		rep.fail(p)
 	}
-	switch {
-	case interrupted:
-		rep.fail("interrupted before the end of the drill")
-	case rotErr != nil:
-		rep.fail(rotErr.Error())
-	}
+	rep.failRun(interrupted, rotErr)
 	return rep, nil
 }
 

@@ -203,6 +203,17 @@ func buildReport(o *options, t *target, tl *timeline, final counters, elapsed ti
 }
 
 // fail records a problem; the drill then exits with status 1.
+// failRun records how the run itself ended: interrupted, or a rotation
+// that failed.
+func (r *Report) failRun(interrupted bool, rotErr error) {
+	switch {
+	case interrupted:
+		r.fail("interrupted before the end of the drill")
+	case rotErr != nil:
+		r.fail(rotErr.Error())
+	}
+}
+
 func (r *Report) fail(problem string) {
 	r.Pass = false
 	r.Problems = append(r.Problems, problem)
