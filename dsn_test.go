@@ -274,6 +274,37 @@ func FuzzParseDSN(f *testing.F) {
 	})
 }
 
+// FuzzMySQLParamsInEffect: whatever parameters surround tls=true, a DSN
+// that ParseDSN accepts dials with TLS, and every go-sql-driver/mysql
+// parameter in it is in effect (issue 19).
+func FuzzMySQLParamsInEffect(f *testing.F) {
+	for _, seed := range [][2]string{
+		{"connectionAttributes=svc:api(v2)/prod", ""},
+		{"", "connectionAttributes=svc:api(v2)/prod"},
+		{"connectionAttributes=svc:api(v2)%2Fprod", "parseTime=true"},
+		{"sql_mode=a@b/c", "x=(y)/"},
+		{"time_zone=%27%2B00:00%27", "loc=UTC&readTimeout=5s"},
+		{"interpolateParams=true", "collation=utf8mb4_general_ci"},
+		{"a=u:p@tcp(h)", "b=/d"},
+	} {
+		f.Add(seed[0], seed[1])
+	}
+	f.Fuzz(func(t *testing.T, before, after string) {
+		dsn := testARN + "?" + before + "&tls=true&" + after
+		c, err := ParseDSN(dsn)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidDSN) {
+				t.Fatalf("ParseDSN(%q) error %v does not wrap ErrInvalidDSN", dsn, err)
+			}
+			return
+		}
+		if c.MySQL.TLSConfig != "true" {
+			t.Fatalf("ParseDSN(%q) accepted it without TLS: tls is %q", dsn, c.MySQL.TLSConfig)
+		}
+		checkMySQLParamsInEffect(t, dsn, c.MySQL)
+	})
+}
+
 // checkMySQLParamsInEffect checks that each go-sql-driver/mysql parameter of
 // dsn, parsed alone by go-sql-driver/mysql, has its effect in mc.
 func checkMySQLParamsInEffect(t *testing.T, dsn string, mc *mysql.Config) {
