@@ -121,6 +121,8 @@ func TestMySQLDSNByMistake(t *testing.T) {
 		"app:" + badInputPW + "@unix(/var/run/mysqld/mysqld.sock)/app?strict=true",
 		"tcp(db:3306)/app",
 		"app@tcp(db:3306)/app",
+		"app:" + badInputPW + "@db.example.com:3306/app",
+		"mysql://app:" + badInputPW + "@db.example.com:3306/app",
 	} {
 		db, err := sql.Open("rotatingmysql", dsn)
 		if err == nil {

@@ -556,25 +556,33 @@ func parsePositiveDuration(v string) (time.Duration, error) {
 	return d, nil
 }
 
-// errMySQLDSN is the error for a go-sql-driver/mysql DSN given to
-// rotatingmysql. It never repeats the DSN, which holds a password.
-var errMySQLDSN = fmt.Errorf("%w: this looks like a go-sql-driver/mysql DSN (USER:PASSWORD@NET(ADDR)/DBNAME); "+
+// errMySQLDSN is the error for a go-sql-driver/mysql DSN (or a URL with a
+// password) given to rotatingmysql. It never repeats the DSN, which holds a
+// password.
+var errMySQLDSN = fmt.Errorf("%w: this looks like a go-sql-driver/mysql DSN (USER:PASSWORD@NET(ADDR)/DBNAME) or a URL with a password; "+
 	"rotatingmysql takes SECRET_ID[?PARAMS]: the secret's ARN or name, with ?host=HOST&port=PORT&dbname=DBNAME "+
 	"to override the address the secret holds (e.g. arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME?host=db.example.com); "+
 	"the user and password come from the secret", ErrInvalidDSN)
 
 // looksLikeMySQLDSN reports whether dsn is written the way
 // go-sql-driver/mysql reads a DSN, with a password (USER:PASSWORD@...) or a
-// network address (tcp(HOST:PORT)/...), instead of as a secret id. Secret
-// names and ARNs hold neither: names have no ':' or '(', and an ARN is
-// never taken for one.
+// network address (tcp(HOST:PORT)/...), or as a URL with a password
+// (mysql://USER:PASSWORD@HOST/DB), instead of as a secret id. Secret names,
+// environment variable names and source=iam's USER@HOST[:PORT] hold
+// neither (names have no ':' or '(', and an ARN is never taken for one);
+// source=file's paths are checked for a network address only.
 func looksLikeMySQLDSN(dsn string) bool {
 	if strings.HasPrefix(dsn, "arn:") {
 		return false
 	}
-	id, _, _ := strings.Cut(dsn, "?")
-	// A password may hold a '?': go-sql-driver/mysql looks for its
-	// parameters after the last '/'.
+	id, query, _ := strings.Cut(dsn, "?")
+	// USER:PASSWORD@: a ':' in the secret id before the first '@' (which
+	// may follow a '?' in the password).
+	if colon := strings.IndexByte(id, ':'); colon >= 0 && strings.IndexByte(dsn, '@') > colon && !namesFileSource(query) {
+		return true
+	}
+	// go-sql-driver/mysql looks for its parameters after the last '/', so
+	// a password may hold a '?': try the DSN up to either.
 	for _, s := range []string{id, dsn} {
 		slash := strings.LastIndex(s, "/")
 		if slash < 0 {
@@ -595,6 +603,18 @@ func looksLikeMySQLDSN(dsn string) bool {
 			if strings.Contains(s[:slash], mc.Net+"(") {
 				return true
 			}
+		}
+	}
+	return false
+}
+
+// namesFileSource reports whether the DSN parameters query choose
+// source=file (alone or in a list), whose secret id is a path that may
+// hold any character.
+func namesFileSource(query string) bool {
+	for _, kv := range strings.Split(query, "&") {
+		if v, ok := strings.CutPrefix(kv, "source="); ok && usesSource(v, "file") {
+			return true
 		}
 	}
 	return false

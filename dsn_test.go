@@ -90,6 +90,13 @@ var dsnTests = []struct {
 	{name: "secret name user@/db shape", dsn: "team@/app", check: func(t *testing.T, c *Config) {}},
 	{name: "ARN with @ and :", dsn: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:a:b@tcp(x)/y-AbCdEf", check: func(t *testing.T, c *Config) {}},
 	{name: "file path", dsn: "/run/secrets/db.json?source=file", check: func(t *testing.T, c *Config) {}},
+	{name: "file path with : before @", dsn: "/mnt/c:/secrets/a@b.json?source=env,file", check: func(t *testing.T, c *Config) {}},
+	{name: "iam with @ in a parameter", dsn: "app@[::1]:3306/d?source=iam&tls=true&connectionAttributes=owner:me@example.com", check: func(t *testing.T, c *Config) {
+		if c.MySQL.ConnectionAttributes != "owner:me@example.com" {
+			t.Errorf("attributes %q", c.MySQL.ConnectionAttributes)
+		}
+	}},
+	{name: "secret name with : and @ in a parameter", dsn: "prod/app?connectionAttributes=owner:me@example.com", check: func(t *testing.T, c *Config) {}},
 	{name: "iam rds endpoint", dsn: "app_user@mydb.cluster-abc123.eu-central-1.rds.amazonaws.com:3307/appdb?source=iam&tls=true",
 		check: func(t *testing.T, c *Config) {
 			if c.User != "app_user" || c.Host != "mydb.cluster-abc123.eu-central-1.rds.amazonaws.com" || c.Port != 3307 || c.DBName != "appdb" ||
@@ -175,6 +182,10 @@ var dsnTests = []struct {
 	{name: "mysql DSN with ? in the password", dsn: "app:hunter2?x@tcp(db)/app?tls=true", err: "looks like a go-sql-driver/mysql DSN"},
 	{name: "mysql DSN over a socket", dsn: "app:hunter2@unix(/tmp/mysql.sock)/app", err: "looks like a go-sql-driver/mysql DSN"},
 	{name: "mysql DSN without user", dsn: "tcp(db:3306)/app", err: "looks like a go-sql-driver/mysql DSN"},
+	{name: "mysql DSN without tcp()", dsn: "app:hunter2@db.example.com:3306/app", err: "looks like a go-sql-driver/mysql DSN"},
+	{name: "mysql DSN without tcp(), ? in the password", dsn: "app:hunter2?x@db:3306/app", err: "looks like a go-sql-driver/mysql DSN"},
+	{name: "mysql URL", dsn: "mysql://app:hunter2@db.example.com:3306/app?tls=true", err: "looks like a go-sql-driver/mysql DSN"},
+	{name: "user and password only", dsn: "app:hunter2@db", err: "looks like a go-sql-driver/mysql DSN"},
 	{name: "params only", dsn: "?region=us-east-1", err: "secret id is empty"},
 	{name: "bad arn service", dsn: "arn:aws:ssm:us-east-1:123456789012:parameter/x", err: "not a Secrets Manager secret ARN"},
 	{name: "arn without region", dsn: "arn:aws:secretsmanager::123456789012:secret:x", err: "not a Secrets Manager secret ARN"},
