@@ -38,7 +38,7 @@
 // wait is bounded in time (retryTimeout, ErrRetryTimeout); errors other
 // than 1045 (network failures, locked accounts) are returned at once.
 // Databases opened on the same secret in one process share the source, the
-// cache and the ledger (sharedCache=false opts out).
+// cache and the ledger (isolateCache=true opts out).
 // When it gives up, the error is a *ConnectError that names the secret and
 // the versions tried, and wraps the server's *mysql.MySQLError.
 //
@@ -46,14 +46,15 @@
 //
 // With a DSN: SECRET_ID[?PARAMS], the secret's ARN or name, then
 // rotatingmysql's own parameters (source, region, host, port, dbname, ttl,
-// retryTimeout, maxLoginAttempts, refusedHold, sharedCache, agentEndpoint,
-// allowRemoteAgent, the JSON key names, allowInsecureIAM) mixed
-// with any go-sql-driver/mysql parameter (parseTime, tls, timeout, ...).
-// See ParseDSN.
+// retryTimeout, maxLoginAttempts, refusedHold, loginTimeout, isolateCache,
+// agentEndpoint, allowRemoteAgent, the JSON key names, allowInsecureIAM)
+// mixed with any go-sql-driver/mysql parameter (parseTime, tls, timeout,
+// ...). Names are checked without case: user, password and a misspelt
+// parameter are refused at sql.Open. See ParseDSN.
 //
 // From code: NewConfig, Config.Apply with Options (WithAWSConfig,
-// WithSource, WithTLSConfig, WithMySQLConfig, WithLogger, WithRetryPolicy,
-// WithTTL, ...) and NewConnector, then sql.OpenDB(connector). Keep the
+// WithCredentialSource, WithTLSConfig, WithMySQLConfig, WithLogger,
+// WithRetryPolicy, WithTTL, ...) and NewConnector, then sql.OpenDB(connector). Keep the
 // *Connector: it has Stats, RotationStatus and HealthCheck.
 //
 // Credentials come from the Secrets Manager API by default; source=agent
