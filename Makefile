@@ -56,6 +56,7 @@ bench: mariadb
 FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseDSN$$' -fuzztime $(FUZZTIME) .
+	$(GO) test -run '^$$' -fuzz '^FuzzMySQLParamsInEffect$$' -fuzztime $(FUZZTIME) .
 	$(GO) test -run '^$$' -fuzz '^FuzzParseCredentials$$' -fuzztime $(FUZZTIME) ./credsource
 	$(GO) test -run '^$$' -fuzz '^FuzzParseAgentResponse$$' -fuzztime $(FUZZTIME) ./credsource
 	$(GO) test -run '^$$' -fuzz '^FuzzKeysParse$$' -fuzztime $(FUZZTIME) ./credsource

@@ -53,9 +53,12 @@
 //
 // The DSN is SECRET_ID[?PARAMS]: the secret's ARN or name, then
 // rotatingmysql's own parameters (source, region, host, port, dbname, ttl,
-// loginTimeout, retryTimeout, maxLoginAttempts, refusedHold, sharedCache,
+// loginTimeout, retryTimeout, maxLoginAttempts, refusedHold, isolateCache,
 // ...) mixed with any go-sql-driver/mysql parameter (parseTime, tls,
-// timeout, ...). See ParseDSN.
+// timeout, ...), every name matched without regard to case. See ParseDSN.
+// sql.Open("rotatingmysql", "") succeeds, for driver wrappers that look a
+// driver up by name (otelsql.Register): its connections fail with
+// ErrEmptyDSN.
 //
 // Credentials come from the Secrets Manager API by default; source=agent
 // reads them through the Secrets Manager Agent or the Lambda extension on

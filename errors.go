@@ -15,7 +15,7 @@ var ErrInvalidDSN = errors.New("rotatingmysql: invalid DSN")
 // ErrNoUsableCredentials is wrapped by ConnectError when every version the
 // sources offered had already been refused by the server and no new one
 // appeared before the deadline.
-var ErrNoUsableCredentials = errors.New("no version of the secret logged in")
+var ErrNoUsableCredentials = errors.New("rotatingmysql: no version of the secret logged in")
 
 // ErrRetryTimeout is the cause a ConnectError (or a fetch error) wraps when
 // the driver's own bound, retryTimeout, ended the wait while the caller's

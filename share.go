@@ -28,7 +28,7 @@ import (
 // timeouts, session variables) are each connector's own: every connector
 // dials with its own.
 //
-// Config.Isolate (DSN sharedCache=false) opts out: the connector gets parts
+// Config.IsolateCache (DSN isolateCache=true) opts out: the connector gets parts
 // of its own.
 
 // shared is a source and its cache, used by every connector with the same
@@ -157,10 +157,10 @@ type fetchKey struct {
 }
 
 // shareKey returns the key under which connectors share a source and a
-// cache; ok is false when the connector keeps its own (Isolate, or one of
+// cache; ok is false when the connector keeps its own (IsolateCache, or one of
 // the program's objects is of a type that cannot be compared).
 func (c *Config) shareKey() (k fetchKey, ok bool) {
-	if c.Isolate {
+	if c.isolated() {
 		return k, false
 	}
 	k = fetchKey{
