@@ -28,7 +28,8 @@ const Redacted = "[redacted]"
 // of a credential_process the SDK could not parse, the values passed as
 // secrets, the passwords and tokens this package has fetched lately, and
 // the process's AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN and agent token
-// variables. Unwrap returns err itself, so errors.Is and errors.As still
+// variables (those of at least 8 characters that are not a plain word,
+// which would blank out the word in every message). Unwrap returns err itself, so errors.Is and errors.As still
 // find the SDK's types (whose own Error text is theirs, not redacted: print
 // the outer error).
 //
@@ -151,7 +152,25 @@ func parseReason(pe *processcreds.ProviderError) string {
 
 // minKnownSecret is the shortest value replaced wherever it occurs: a
 // shorter one would match ordinary words.
-const minKnownSecret = 6
+const minKnownSecret = 8
+
+// replaceable reports whether v is replaced wherever it occurs: long
+// enough, and not a word (letters only, shorter than 16), which would
+// blank out the same word in the library's own messages ("password").
+func replaceable(v string) bool {
+	if len(v) < minKnownSecret {
+		return false
+	}
+	if len(v) >= 16 {
+		return true
+	}
+	for _, r := range v {
+		if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z') {
+			return true
+		}
+	}
+	return false
+}
 
 // secretEnv are variables whose values are secret wherever they appear.
 var secretEnv = []string{"AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN"}
@@ -172,7 +191,7 @@ func remember(vals ...string) {
 	known.mu.Lock()
 	defer known.mu.Unlock()
 	for _, v := range vals {
-		if len(v) < minKnownSecret {
+		if !replaceable(v) {
 			continue
 		}
 		if _, ok := known.set[v]; ok {
@@ -196,7 +215,7 @@ func knownSecrets(extra []string) []string {
 	out = append(out, known.vals...)
 	known.mu.Unlock()
 	for _, v := range extra {
-		if len(v) >= minKnownSecret {
+		if replaceable(v) {
 			out = append(out, v)
 		}
 	}
@@ -205,7 +224,7 @@ func knownSecrets(extra []string) []string {
 		if p, ok := strings.CutPrefix(v, "file://"); ok && p != "" {
 			continue // a path, not a secret
 		}
-		if len(v) >= minKnownSecret {
+		if replaceable(v) {
 			out = append(out, v)
 		}
 	}
