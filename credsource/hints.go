@@ -34,7 +34,7 @@ const credentialChain = "environment, shared config/credentials files, web ident
 const noCredentialsFix = "set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, run with a role (instance profile, task role, IRSA or EKS Pod Identity), or read the secret without the API: source=env, source=file or source=agent"
 
 // noRegionFix says how to give the region.
-const noRegionFix = "set AWS_REGION or region= in the DSN (Go: WithRegion), or pass the secret's full ARN"
+const noRegionFix = "set AWS_REGION or region= in the DSN (Go: Config.Region), or pass the secret's full ARN"
 
 // noCredentials reports whether err says that the SDK's default credential
 // chain ran out of providers: its last one, the EC2 instance role, failed

@@ -136,7 +136,7 @@ func (s *IAM) provider(ctx context.Context) (aws.CredentialsProvider, string, er
 		region = cfg.Region
 	}
 	if region == "" {
-		return nil, "", fmt.Errorf("IAM token for %s: %w: %s is not an RDS endpoint name, so set AWS_REGION or region= in the DSN (Go: WithRegion)", s.Endpoint(), ErrNoRegion, s.Host)
+		return nil, "", fmt.Errorf("IAM token for %s: %w: %s is not an RDS endpoint name, so set AWS_REGION or region= in the DSN (Go: Config.Region)", s.Endpoint(), ErrNoRegion, s.Host)
 	}
 	if cfg.Credentials == nil {
 		return nil, "", fmt.Errorf("IAM token for %s: %w: the AWS configuration has no credentials provider", s.Endpoint(), ErrIAMCredentials)
