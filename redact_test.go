@@ -238,3 +238,58 @@ func TestRedactAgentEcho(t *testing.T) {
 		})
 	}
 }
+
+// TestRedactMalformedSecrets: secrets whose JSON is malformed around a
+// canary password, read from a variable, a file and Secrets Manager: no
+// error, Stats, health check or log holds the canary.
+func TestRedactMalformedSecrets(t *testing.T) {
+	const canaryPw = "canary-Password-Qe93Lk1Vb"
+	docs := map[string]string{
+		"cut short":   `{"host":"127.0.0.1","username":"u","password":"` + canaryPw,
+		"bare value":  `{"host":"127.0.0.1","username":"u","password":` + canaryPw + `}`,
+		"not a doc":   `password=` + canaryPw,
+		"no username": `{"host":"127.0.0.1","password":"` + canaryPw + `"}`,
+		"array":       `["` + canaryPw + `"]`,
+	}
+	sm, err := rotatingmysqltest.NewSecretsManager()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sm.Close() })
+	for name, doc := range docs {
+		for _, via := range []string{"env", "file", "secretsmanager"} {
+			t.Run(name+"/"+via, func(t *testing.T) {
+				var opts []rotatingmysql.Option
+				var id string
+				switch via {
+				case "env":
+					id = "ROTATINGMYSQL_CANARY_SECRET"
+					t.Setenv(id, doc)
+					opts = append(opts, rotatingmysql.WithSource(&credsource.Env{Name: id}))
+				case "file":
+					id = filepath.Join(t.TempDir(), "secret.json")
+					if err := os.WriteFile(id, []byte(doc), 0o600); err != nil {
+						t.Fatal(err)
+					}
+					opts = append(opts, rotatingmysql.WithSource(&credsource.File{Path: id}))
+				default:
+					if id, _, err = sm.Store().CreateSecret(testdb.UniqueName("malformed"), doc); err != nil {
+						t.Fatal(err)
+					}
+					opts = append(opts, rotatingmysql.WithAWSConfig(sm.AWSConfig()))
+				}
+				var text, js logBuffer
+				lo := &slog.HandlerOptions{Level: slog.LevelDebug}
+				opts = append(opts, rotatingmysql.WithLogger(slog.New(teeHandler(slog.NewTextHandler(&text, lo), slog.NewJSONHandler(&js, lo)))))
+				c, db := openConfig(t, rotatingmysql.NewConfig(id), opts...)
+				l := newLeakCheck(t, canaryPw)
+				l.err("Ping", db.Ping())
+				l.err("Stats().LastError", c.Stats().LastError)
+				l.err("Health.Err", c.HealthCheck(context.Background()).Err)
+				l.add("text log", text.String())
+				l.add("JSON log", js.String())
+				l.check()
+			})
+		}
+	}
+}
