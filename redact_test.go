@@ -2,6 +2,7 @@ package rotatingmysql_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -290,6 +291,18 @@ func TestRedactMalformedSecrets(t *testing.T) {
 				l.add("JSON log", js.String())
 				l.check()
 			})
+		}
+	}
+}
+
+// TestPasswordKeyEngineRefused: passwordKey=engine (or any key set to the
+// fixed "engine" key) is refused at sql.Open: it would copy the password
+// into Engine, a printed field.
+func TestPasswordKeyEngineRefused(t *testing.T) {
+	for _, param := range []string{"passwordKey=engine", "usernameKey=engine", "dbnameKey=engine"} {
+		_, err := sql.Open("rotatingmysql", "app/db?region=us-east-1&"+param)
+		if !errors.Is(err, rotatingmysql.ErrInvalidDSN) || !strings.Contains(fmt.Sprint(err), `"engine"`) {
+			t.Errorf("%s: error %v, want ErrInvalidDSN naming the engine key", param, err)
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rotatingmysql/rotatingmysql/rotatingmysqltest"
 )
@@ -265,4 +266,33 @@ func TestFileRefusesFIFO(t *testing.T) {
 			t.Errorf("/dev/zero: error %v, want a refusal naming a device", err)
 		}
 	}
+}
+
+// FuzzRedact: a secret value under a secret-named JSON key, as a
+// key=value pair, or given to Redact, never survives, whatever text
+// surrounds it.
+func FuzzRedact(f *testing.F) {
+	f.Add("bad output: ", " trailing", "s3cr3t-Value-1234")
+	f.Add("", "", canaryKey)
+	f.Add(`{"a":1,`, `}`, "x/y+z=w-0123456789")
+	f.Fuzz(func(t *testing.T, before, after, secret string) {
+		// A value as credentials carry it: no quotes, backslashes,
+		// separators or spaces, and long enough not to be a word.
+		if !replaceable(secret) || strings.ContainsAny(secret, "\"\\ \t\r\n&,;'}])") || !utf8.ValidString(secret) ||
+			strings.Contains(before+after, secret) {
+			t.Skip()
+		}
+		for _, text := range []string{
+			before + `{"SecretAccessKey":"` + secret + `"}` + after,
+			before + `"SessionToken": "` + secret + after,
+			before + "X-Amz-Security-Token=" + secret + after,
+		} {
+			if out := Redact(errors.New(text)).Error(); strings.Contains(out, secret) {
+				t.Errorf("%q: redacted to %q", text, out)
+			}
+		}
+		if out := Redact(errors.New(before+secret+after), secret).Error(); strings.Contains(out, secret) {
+			t.Errorf("a given secret survived: %q", out)
+		}
+	})
 }
