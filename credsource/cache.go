@@ -107,13 +107,16 @@ type CacheOptions struct {
 // Deadlines. A fetch is shared by the callers waiting for it and runs on a
 // context of its own, so that a waiter giving up does not end it for the
 // others. It runs until the source answers, the cache is closed, or its
-// deadline: FetchTimeout after it began, pushed later by each caller that
-// joins it with a later bound of its own (the caller's context deadline; a
-// caller without a deadline brings FetchTimeout from when it began
-// waiting). Each caller returns at its own bound: when its context ends,
-// with its context's error; without a deadline, after FetchTimeout, with
-// an error wrapping ErrSourceTimeout. A fetch ended by its deadline fails
-// with an error wrapping ErrSourceTimeout, never context.DeadlineExceeded.
+// deadline: FetchTimeout after it began, or the latest bound among the
+// callers that joined it within that time, whichever is later (a caller's
+// bound is its context's deadline; without one, FetchTimeout from when it
+// began waiting). So a fetch outlives FetchTimeout only for a caller that
+// asked to wait longer, and a stream of callers cannot keep a lost request
+// alive. Each caller returns at its own bound: when its context ends, with
+// its context's error; without a deadline, after FetchTimeout, with an
+// error wrapping ErrSourceTimeout. A fetch ended by its deadline fails with
+// an error wrapping ErrSourceTimeout, never context.DeadlineExceeded; a
+// caller that joined it too late to extend it treats that as any failure.
 //
 // Close ends the fetches and background refreshes and waits for them.
 type Cache struct {
@@ -417,8 +420,10 @@ func (c *Cache) load(ctx context.Context, stage Stage, since time.Time, force, b
 			return nil, err
 		}
 		// Loop: the fetch we joined may have begun before since; the next
-		// round either finds it fresh or starts one that is.
-		joined = !force
+		// round either finds it fresh or starts one that is. A fetch cut
+		// short of this caller's bound (joined too late to extend it) is
+		// not its answer: the rules for a failure apply.
+		joined = !force && !(f.cut && bound.After(f.deadline))
 	}
 }
 
@@ -461,7 +466,9 @@ func (c *Cache) wait(ctx context.Context, f *flight, bound time.Time, hasDeadlin
 // cancellation). Called with c.mu held, the cache not closed.
 func (c *Cache) join(ctx context.Context, e *entry, stage Stage, force, bypass bool, bound time.Time) *flight {
 	if f := e.fl; f != nil {
-		if !f.cut && bound.After(f.deadline) {
+		// Only a caller joining within FetchTimeout extends the fetch: a
+		// stream of callers must not keep a lost request alive for ever.
+		if !f.cut && bound.After(f.deadline) && time.Since(f.began) < c.opts.FetchTimeout {
 			f.deadline = bound
 		}
 		return f

@@ -423,3 +423,35 @@ func TestCacheColdGetReturnsAtItsDeadline(t *testing.T) {
 		t.Fatalf("%d fetches, %d cancelled; want 1 fetch, which went on", n, m)
 	}
 }
+
+// TestCacheLateJoinerDoesNotExtendFetch: a caller that joins a fetch after
+// FetchTimeout does not keep it going (a stream of callers would keep a
+// lost request alive for ever): the fetch ends at its deadline, and the
+// caller, whose own deadline is later, has a new fetch made for it.
+func TestCacheLateJoinerDoesNotExtendFetch(t *testing.T) {
+	const fetchTimeout = 50 * time.Millisecond
+	src := newCountingSource()
+	release := src.hold()
+	defer release()
+	c := newTestCache(t, src, CacheOptions{FetchTimeout: fetchTimeout, MinRefreshInterval: time.Millisecond})
+	first, cancel := context.WithTimeout(context.Background(), 4*fetchTimeout)
+	defer cancel()
+	go c.Get(first, Current) // starts the fetch; its deadline: 4*fetchTimeout
+	eventually(t, "the fetch is under way", func() bool { return src.inflight.Load() == 1 })
+	time.Sleep(fetchTimeout)
+	late := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_, err := c.Get(ctx, Current)
+		late <- err
+	}()
+	eventually(t, "a second fetch is made for the late caller", func() bool { return src.calls.Load() == 2 })
+	if n := src.cancelled.Load(); n != 1 {
+		t.Fatalf("%d fetches cancelled, want 1 (the first, at its deadline)", n)
+	}
+	release()
+	if err := <-late; err != nil {
+		t.Fatalf("late caller: %v, want the second fetch's answer", err)
+	}
+}
