@@ -61,9 +61,15 @@ var errFlightDeadline = errors.New("fetch deadline")
 
 // CacheOptions tune a Cache. Zero values take the defaults above.
 type CacheOptions struct {
-	TTL                time.Duration
+	// TTL is how long a fetched version is served before a background
+	// refresh (drawn per fetch from [0.8*TTL, TTL]).
+	TTL time.Duration
+	// MinRefreshInterval bounds forced refreshes per stage, and is the
+	// first step of the backoff after failed fetches.
 	MinRefreshInterval time.Duration
-	FetchTimeout       time.Duration
+	// FetchTimeout is the least time a fetch is given; callers waiting
+	// with later deadlines extend it (see Cache).
+	FetchTimeout time.Duration
 	// Logger receives fetches and not-found answers (Debug), and failed
 	// fetches, served stale or not (Warn for the first failure in a row,
 	// Debug for the next ones). Nil discards them.
