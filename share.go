@@ -114,7 +114,7 @@ func newLedger(cfg *Config) *ledger.Ledger[*version] {
 }
 
 // release drops one use of the parts and of the ledger l; the last use
-// closes the source.
+// closes the cache (ending its fetches) and the source.
 func (sh *shared) release(l *ledger.Ledger[*version]) error {
 	if sh.inRegistry {
 		registry.mu.Lock()
@@ -137,6 +137,7 @@ func (sh *shared) release(l *ledger.Ledger[*version]) error {
 	if !last {
 		return nil
 	}
+	sh.cache.Close()
 	if cl, ok := sh.src.(io.Closer); ok {
 		return cl.Close()
 	}
