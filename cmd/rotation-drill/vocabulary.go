@@ -76,9 +76,9 @@ func totalsText(d DriverTotal) string {
 // liveFigures are one driver's figures for a line of live progress:
 // rates over the last second, totals since the start.
 type liveFigures struct {
-	driver          string
-	queriesPerSec   float64
-	errorsPerSec    float64
+	driver        string
+	queriesPerSec float64
+	errorsPerSec  float64
 	errors        int64   // total
 	absorbed      *uint64 // total; nil for the plain driver
 	calls         *int    // total; nil for the plain driver
@@ -87,8 +87,8 @@ type liveFigures struct {
 // liveLine is the progress line printed once a second: the time and step,
 // then a line per driver with its rates and its totals, each labelled.
 //
-//	  4.00s  window        rotatingmysql  344 queries/s    0 application errors/s   totals: 0 application errors, 2 failed logins absorbed, 3 API calls
-//	                       mysql          352 queries/s  175 application errors/s   totals: 259 application errors
+//	4.00s  window        rotatingmysql  344 queries/s    0 application errors/s   totals: 0 application errors, 2 failed logins absorbed, 3 API calls
+//	                     mysql          352 queries/s  175 application errors/s   totals: 259 application errors
 func liveLine(secs float64, step string, drivers ...liveFigures) string {
 	var b strings.Builder
 	for i, d := range drivers {
