@@ -473,14 +473,11 @@ func (wholeTicks) Ticks(min, max float64) []plot.Tick {
 // application errors, with the steps marked; its legend is its own.
 func fleetPanel(r *Report, d drawn) (*plot.Plot, error) {
 	f := r.Fleet
-	calls := 0
-	for _, s := range f.Seconds {
-		calls += s.APIRequests
-	}
+	// The totals are in the rotatingmysql panel's title; this one says
+	// how close the fleet came to the quota.
 	p := plot.New()
-	p.Title.Text = fmt.Sprintf("fleet: %d processes, %s; GetSecretValue quota %s/s — %s (%s throttled), %s, %s",
-		f.Processes, fleetBehind(f), quotaText(f.Quota), plural(calls, wordAPICalls), thousands(f.Throttled),
-		plural(f.FailedLogins, wordAbsorbed), plural(f.AppErrors, wordAppErrors))
+	p.Title.Text = fmt.Sprintf("fleet: %d processes, %s; GetSecretValue quota %s/s\npeak %s %s/s (%.0f%% of the quota), %s throttled",
+		f.Processes, fleetBehind(f), quotaText(f.Quota), thousands(f.PeakAPIRate), wordAPICalls, 100*float64(f.PeakAPIRate)/f.Quota, thousands(f.Throttled))
 	p.Title.TextStyle.Font.Size = vg.Points(12)
 	p.X.Label.Text = "seconds since the start"
 	p.Y.Label.Text = "per second"
