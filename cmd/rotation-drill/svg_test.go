@@ -161,3 +161,19 @@ func TestPlaceLabels(t *testing.T) {
 		t.Errorf("%d lines of %v points, want 3 lines", l.lines, l.lineHeight)
 	}
 }
+
+// TestCheckedInPicture checks docs/drill.svg, the picture of a default
+// make drill run the docs show: drawn by this code, in these words.
+func TestCheckedInPicture(t *testing.T) {
+	texts := strings.Join(svgTexts(t, filepath.Join("..", "..", "docs", "drill.svg")), "\n")
+	for _, want := range []string{
+		"password changed (setSecret)", "AWSCURRENT moved (finishSecret)",
+		"rotatingmysql — ", " queries, 0 application errors, ", " absorbed, ", " API calls",
+		"go-sql-driver/mysql, password read once at start — ",
+	} {
+		if !strings.Contains(texts, want) {
+			t.Errorf("docs/drill.svg lacks %q (redraw it with make drill and copy bin/rotation-drill.svg):\n%s", want, texts)
+		}
+	}
+	checkVocabulary(t, "docs/drill.svg", texts)
+}
