@@ -81,7 +81,7 @@ func TestMigrateThroughRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	var n int
-	if err := b.srv.Root().QueryRow("SELECT COUNT(*) FROM `"+b.db+"`.ledger WHERE amount = 1").Scan(&n); err != nil || n != 1 {
+	if err := b.srv.Root().QueryRow("SELECT COUNT(*) FROM `" + b.db + "`.ledger WHERE amount = 1").Scan(&n); err != nil || n != 1 {
 		t.Fatalf("rows migrated: %d, %v; want 1", n, err)
 	}
 
