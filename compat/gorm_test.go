@@ -94,4 +94,10 @@ func TestGORMThroughRotation(t *testing.T) {
 			}
 		})
 	}
+
+	// mysql.Open(dsn) opens go-sql-driver/mysql's "mysql" driver, whose
+	// DSN parser cannot read a secret ARN.
+	if _, err := gorm.Open(mysql.Open("arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/app-AbCdEf"), &gorm.Config{Logger: logger.Discard}); err == nil {
+		t.Error("gorm.Open(mysql.Open(ARN)) succeeded: the README's note on GORM is out of date")
+	}
 }
