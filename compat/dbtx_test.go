@@ -96,12 +96,7 @@ func TestSqlcDBTXThroughRotation(t *testing.T) {
 	db.SetMaxIdleConns(0) // every statement dials: each meets the rotation
 
 	ctx := context.Background()
-	if _, err := db.ExecContext(ctx, `CREATE TABLE authors (
-		id BIGINT AUTO_INCREMENT PRIMARY KEY,
-		name VARCHAR(64) NOT NULL,
-		created_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6))`); err != nil {
-		t.Fatal(err)
-	}
+	createNamedTable(t, db, "authors")
 	pool := NewQueries(db)
 	if _, err := pool.CreateAuthor(ctx, "first"); err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package compat_test
 
 import (
 	"context"
+	"database/sql"
 	"net"
 	"os"
 	"strconv"
@@ -202,4 +203,20 @@ func (b *bed) sessions() int {
 		b.t.Fatal(err)
 	}
 	return n
+}
+
+// createNamedTable creates table with an auto-increment id, a name and a
+// created_at DATETIME(6) that the server fills in (read into a time.Time
+// only with parseTime=true).
+func createNamedTable(t *testing.T, db interface {
+	Exec(query string, args ...any) (sql.Result, error)
+}, table string) {
+	t.Helper()
+	_, err := db.Exec("CREATE TABLE " + table + ` (
+		id BIGINT AUTO_INCREMENT PRIMARY KEY,
+		name VARCHAR(64) NOT NULL,
+		created_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6))`)
+	if err != nil {
+		t.Fatal(err)
+	}
 }

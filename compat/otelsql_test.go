@@ -82,13 +82,7 @@ func (tel *telemetry) check(t *testing.T, span, metric string) {
 // the row back with its DATETIME column (which needs parseTime).
 func eventsWork(t *testing.T, db *sql.DB) func(ctx context.Context, w, i int) error {
 	t.Helper()
-	_, err := db.Exec(`CREATE TABLE events (
-		id BIGINT AUTO_INCREMENT PRIMARY KEY,
-		name VARCHAR(64) NOT NULL,
-		created_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6))`)
-	if err != nil {
-		t.Fatal(err)
-	}
+	createNamedTable(t, db, "events")
 	return func(ctx context.Context, w, i int) error {
 		name := fmt.Sprintf("w%d-%d", w, i)
 		res, err := db.ExecContext(ctx, "INSERT INTO events (name) VALUES (?)", name)
