@@ -50,6 +50,9 @@ const (
 	LoginCap
 	// NoVersion: no version is known (nothing was ever fetched).
 	NoVersion
+	// AccountLocked: the server locked or blocked the account, and its
+	// hold lasts past the deadline (Next.Locked is the server's error).
+	AccountLocked
 )
 
 // Next is the ledger's answer to Attempt.Next.
@@ -61,6 +64,7 @@ type Next[T any] struct {
 	Until   time.Time // StepWait
 	Changed <-chan struct{}
 	Cause   GiveUpCause // StepGiveUp
+	Locked  error       // StepGiveUp with AccountLocked
 }
 
 // Next decides the Connect's next step at now: a fetch when one is due, a
@@ -107,17 +111,20 @@ func (l *Ledger[T]) Next(a *Attempt, now time.Time) Next[T] {
 		// Nothing will change before the deadline but news from other
 		// connections: give up now rather than hold the caller (the
 		// holds are the lockout budget).
+		if d.Locked != nil {
+			return Next[T]{Step: StepGiveUp, Cause: AccountLocked, Locked: d.Locked}
+		}
 		return Next[T]{Step: StepGiveUp, Cause: NothingDue}
 	}
 	return Next[T]{Step: StepWait, Until: soonest, Changed: d.Changed}
 }
 
 // After takes the outcome of the dial of the version key (already
-// reported to the
-// ledger) and says whether the Connect goes on: after a refusal, and
-// after another failure of a trial or probe (the version that works may
-// still serve; Next answers StepFail if none does). An accepted login, and
-// another failure of a proven version, end the Connect.
+// reported to the ledger) and says whether the Connect goes on: after a
+// refusal, and after another failure of a trial or probe (the version that
+// works may still serve; Next answers StepFail if none does). An accepted
+// login, another failure of a proven version, a lock error and a dial cut
+// short (Abandoned) end the Connect.
 func (a *Attempt) After(key Key, claim bool, o Outcome) (goOn bool) {
 	switch o {
 	case Refused:
@@ -134,3 +141,41 @@ func (a *Attempt) After(key Key, claim bool, o Outcome) (goOn bool) {
 // Started records a dial made before the Connect's first Next (the fast
 // path).
 func (a *Attempt) Started() { a.logins++ }
+
+// Lock error numbers: the server locked or blocked the account (MariaDB
+// 4150 max_password_errors, 4151 ACCOUNT LOCK; MySQL 3118 ACCOUNT LOCK,
+// 3955 FAILED_LOGIN_ATTEMPTS; 1129 host blocked by max_connect_errors).
+var lockNumbers = [...]uint16{4150, 4151, 3118, 3955, 1129}
+
+// IsLockNumber reports whether a server error number means the account (or
+// host) is locked or blocked.
+func IsLockNumber(n uint16) bool {
+	for _, l := range lockNumbers {
+		if n == l {
+			return true
+		}
+	}
+	return false
+}
+
+// Classify says what a dial's end tells of the version it dialed, from
+// the evidence alone: ok is true when the login succeeded; number is the
+// error number the server answered (0 when it answered none: the network
+// failed or the dial was cut short); cut is true when the caller's context
+// or the login bound ended the dial. Only the server's answer is evidence:
+// a dial cut short before the server answered is Abandoned.
+func Classify(ok bool, number uint16, cut bool) Outcome {
+	switch {
+	case ok:
+		return Accepted
+	case number == 1045:
+		return Refused
+	case IsLockNumber(number):
+		return Locked
+	case number != 0:
+		return Failed
+	case cut:
+		return Abandoned
+	}
+	return Failed
+}
