@@ -149,7 +149,8 @@ func newShared(cfg *Config) (*shared, error) {
 }
 
 func newLedger(cfg *Config) *ledger.Ledger[*version] {
-	return ledger.New[*version](ledger.Options{Hold: cfg.RefusedHold, MaxHold: max(cfg.TTL, cfg.RefusedHold), Accounts: accounts})
+	return ledger.New[*version](ledger.Options{Hold: cfg.RefusedHold, MaxHold: max(cfg.TTL, cfg.RefusedHold),
+		Accounts: accounts, Group: fmt.Sprintf("%+v", loginSettingsOf(cfg.MySQL))})
 }
 
 // release drops one use of the parts and of the ledger l; the last use

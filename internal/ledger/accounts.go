@@ -16,6 +16,10 @@ import (
 //     others past it.
 //   - Proof: the password that last logged in on the account, and when.
 //     While it works no other password of the account is dialed.
+//   - Refusals: a password refused under some login settings (a Group) is
+//     held back for every ledger of that group until its hold ends, so
+//     pools that do not share a ledger (isolated caches, other AWS
+//     configurations) do not each spend a failed login on it.
 //   - Locks: a lock error (the server blocked or locked the account) holds
 //     every version of the account, with one probe per hold.
 //
@@ -36,11 +40,23 @@ type acctState struct {
 	proofAt time.Time // when that login began
 	proofOK bool      // no refusal of proof since
 
+	refused map[refusal]refHold
+
 	locked    bool      // a lock error was met and no login has got through since
 	lockUntil time.Time // the next probe may start then
 	lockHold  time.Duration
 	lockErr   error // the server's lock error
 }
+
+// refusal names a password refused under a group of login settings.
+type refusal struct {
+	key   Key
+	group string
+}
+
+// refHold is a refusal's record: when it was recorded and until when it
+// holds.
+type refHold struct{ at, until time.Time }
 
 // NewAccounts returns an empty account table.
 func NewAccounts() *Accounts {
@@ -50,7 +66,7 @@ func NewAccounts() *Accounts {
 func (a *Accounts) state(acct Account) *acctState {
 	s := a.m[acct]
 	if s == nil {
-		s = &acctState{}
+		s = &acctState{refused: make(map[refusal]refHold, 1)}
 		a.m[acct] = s
 	}
 	return s
@@ -147,4 +163,53 @@ func (a *Accounts) proofOf(acct Account) (key Key, at time.Time, ok bool) {
 		return Key{}, time.Time{}, false
 	}
 	return s.proof, s.proofAt, true
+}
+
+// refuse records that key was refused under group at at, held until until.
+func (a *Accounts) refuse(acct Account, key Key, group string, at, until time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	s := a.state(acct)
+	r := refusal{key, group}
+	h := s.refused[r]
+	if at.After(h.at) {
+		h.at = at
+	}
+	if until.After(h.until) {
+		h.until = until
+	}
+	s.refused[r] = h
+}
+
+// heldUntil returns until when key is held back under group after a
+// refusal; zero when it is not.
+func (a *Accounts) heldUntil(acct Account, key Key, group string, now time.Time) time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if s := a.m[acct]; s != nil {
+		if h, ok := s.refused[refusal{key, group}]; ok && now.Before(h.until) {
+			return h.until
+		}
+	}
+	return time.Time{}
+}
+
+// clearRefusals forgets the refusals of the account under group recorded
+// before at, except key's (the password changed after at), or, with all
+// false, only key's (key logged in).
+func (a *Accounts) clearRefusals(acct Account, key Key, group string, at time.Time, all bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	s := a.m[acct]
+	if s == nil {
+		return
+	}
+	for r, h := range s.refused {
+		if r.group != group {
+			continue
+		}
+		if all && r.key != key && h.at.Before(at) || !all && r.key == key {
+			delete(s.refused, r)
+		}
+	}
 }

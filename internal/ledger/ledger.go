@@ -145,6 +145,9 @@ type Options struct {
 	// Accounts is the process's account table, shared by its ledgers; nil
 	// gives the ledger one of its own.
 	Accounts *Accounts
+	// Group names the login settings of the ledger's dials (TLS, auth
+	// plugins): a refusal is evidence for the ledgers of the same group.
+	Group string
 }
 
 func (o Options) withDefaults() Options {
@@ -483,6 +486,13 @@ func (l *Ledger[T]) try(v *version[T], now time.Time, w *waitFor) (Ticket[T], bo
 	case v.refused && now.Before(v.holdUntil):
 		w.at(v.holdUntil)
 		return Ticket[T]{}, false
+	}
+	if until := l.acc.heldUntil(v.acct, v.key, l.opts.Group, now); !until.IsZero() {
+		// Refused under the same login settings in another ledger.
+		w.at(until)
+		return Ticket[T]{}, false
+	}
+	switch {
 	case v.proven && !v.refused && !probe && now.Sub(v.accepted) <= l.opts.Freshness:
 		l.stuckSince = time.Time{}
 		return Ticket[T]{v: v, start: now, okAt: v.accepted}, true
@@ -536,6 +546,7 @@ func (l *Ledger[T]) report(t Ticket[T], o Outcome, detail error, now time.Time) 
 			return
 		}
 		l.acc.answered(v.acct, v.key, t.start, true)
+		l.acc.clearRefusals(v.acct, v.key, l.opts.Group, t.start, false)
 		v.refused, v.proven = false, true
 		v.hold = l.opts.Hold
 		if t.start.After(v.accepted) {
@@ -567,6 +578,7 @@ func (l *Ledger[T]) report(t Ticket[T], o Outcome, detail error, now time.Time) 
 			// change, not a new one; the hold stands.
 		}
 		v.proven = false
+		l.acc.refuse(v.acct, v.key, l.opts.Group, v.refAt, v.holdUntil)
 		if l.good == v {
 			l.good = nil
 		}
@@ -588,6 +600,7 @@ func (l *Ledger[T]) report(t Ticket[T], o Outcome, detail error, now time.Time) 
 					w.hold = l.opts.Hold
 				}
 			}
+			l.acc.clearRefusals(v.acct, v.key, l.opts.Group, ok, true)
 		}
 	case Failed:
 		if l.good == v {
