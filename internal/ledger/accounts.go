@@ -181,17 +181,16 @@ func (a *Accounts) refuse(acct Account, key Key, group string, at, until time.Ti
 	s.refused[r] = h
 }
 
-// heldUntil returns until when key is held back under group after a
-// refusal; zero when it is not.
-func (a *Accounts) heldUntil(acct Account, key Key, group string, now time.Time) time.Time {
+// refusedAt returns when key was last refused under group, and until when
+// that refusal holds it back; zero when there is no record.
+func (a *Accounts) refusedAt(acct Account, key Key, group string) (at, until time.Time) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if s := a.m[acct]; s != nil {
-		if h, ok := s.refused[refusal{key, group}]; ok && now.Before(h.until) {
-			return h.until
-		}
+		h := s.refused[refusal{key, group}]
+		return h.at, h.until
 	}
-	return time.Time{}
+	return time.Time{}, time.Time{}
 }
 
 // clearRefusals forgets the refusals of the account under group recorded

@@ -73,15 +73,14 @@ type Next[T any] struct {
 // the connector's recovery loop but the I/O: the model test runs the same.
 func (l *Ledger[T]) Next(a *Attempt, now time.Time) Next[T] {
 	if since, at, due := l.FetchDue(now); due && !at.After(now) {
-		// The first refresh of a Connect goes through the source's own
-		// cache (a shared agent fetches once for all its processes); a
-		// second one is needed only when the first offered nothing that
-		// works, and bypasses it.
-		bypass := a.refreshed
-		a.refreshed = true
-		return Next[T]{Step: StepFetch, Since: since, Bypass: bypass}
+		return fetchStep[T](a, since)
 	}
 	d := l.Decide(now)
+	if d.Kind == Wait && !d.FetchAt.IsZero() && !d.FetchAt.After(now) {
+		// The decision itself made a fetch due (the first Wait with
+		// nothing in flight starts the polls).
+		return fetchStep[T](a, d.FetchSince)
+	}
 	if a.avoid != nil && (d.Kind != Dial || d.Ticket.Key() == *a.avoid) {
 		if d.Kind == Dial {
 			l.Report(d.Ticket, Abandoned, now)
@@ -136,6 +135,16 @@ func (a *Attempt) After(key Key, claim bool, o Outcome) (goOn bool) {
 		}
 	}
 	return false
+}
+
+// fetchStep returns a fetch step. The first refresh of a Connect goes through
+// the source's own cache (a shared agent fetches once for all its
+// processes); a second one is needed only when the first offered nothing
+// that works, and bypasses it.
+func fetchStep[T any](a *Attempt, since time.Time) Next[T] {
+	bypass := a.refreshed
+	a.refreshed = true
+	return Next[T]{Step: StepFetch, Since: since, Bypass: bypass}
 }
 
 // Started records a dial made before the Connect's first Next (the fast

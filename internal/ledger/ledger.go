@@ -273,7 +273,8 @@ type Decision[T any] struct {
 	Changed <-chan struct{}
 	// FetchAt, with Wait, is when the next fetch falls due (zero: none),
 	// as of the same moment as the rest of the decision.
-	FetchAt time.Time
+	FetchAt    time.Time
+	FetchSince time.Time // with FetchAt: the fetch must begin at or after this
 	// Locked, with Wait, is the server's lock error when a lock of the
 	// account holds what could be dialed.
 	Locked error
@@ -377,20 +378,19 @@ func (l *Ledger[T]) Decide(now time.Time) Decision[T] {
 	var w waitFor
 	cur := l.labels[Current]
 	if g := l.good; g != nil && l.outdated(g) {
-		// Another password logged in on the account after g last did
+		// Another password logged in on the account after g last did, or
+		// another ledger of the same login settings had g refused since
 		// (another pool's evidence): g's preference ends, and the source
 		// is asked what it labels now.
 		g.proven = false
 		l.good = nil
-		if now.After(l.lastRefusal) {
-			l.lastRefusal = now
-		}
+		l.news(now)
 	}
 	if g := l.good; g != nil {
 		// A new AWSCURRENT on another account than the proven version gets
 		// its trial first (a move to a new user); on the same account the
 		// proven version is the server's password, so it is not dialed.
-		if cur != nil && cur != g && cur.acct != g.acct && !cur.proven && !l.recentlyFailed(cur, now) {
+		if cur != nil && cur != g && cur.acct != g.acct && !cur.proven && !l.recentlyFailed(cur, now) && !l.otherWorks(cur, now) {
 			if t, ok := l.try(cur, now, &w); ok {
 				return Decision[T]{Kind: Dial, Ticket: t}
 			}
@@ -440,8 +440,8 @@ func (w *waitFor) at(t time.Time) {
 func (l *Ledger[T]) wait(now time.Time, w waitFor) Decision[T] {
 	l.waiting = true
 	d := Decision[T]{Kind: Wait, Until: w.until, Claimed: w.claimed, Changed: l.changed, Locked: w.locked}
-	if _, at, due := l.fetchDue(now); due {
-		d.FetchAt = at
+	if since, at, due := l.fetchDue(now); due {
+		d.FetchSince, d.FetchAt = since, at
 	}
 	return d
 }
@@ -456,8 +456,19 @@ func (l *Ledger[T]) recentlyFailed(v *version[T], now time.Time) bool {
 // accepted after g's latest one began (the account's password is not g's
 // any more). l.mu is held.
 func (l *Ledger[T]) outdated(g *version[T]) bool {
+	if at, _ := l.acc.refusedAt(g.acct, g.key, l.opts.Group); at.After(g.accepted) {
+		return true
+	}
 	k, at, ok := l.acc.proofOf(g.acct)
 	return ok && k != g.key && at.After(g.accepted)
+}
+
+// news records that another ledger's evidence calls for a fetch (as a
+// refusal of this ledger's would). l.mu is held.
+func (l *Ledger[T]) news(at time.Time) {
+	if at.After(l.lastRefusal) {
+		l.lastRefusal = at
+	}
 }
 
 // otherWorks reports whether another version of v's account, which this
@@ -487,8 +498,10 @@ func (l *Ledger[T]) try(v *version[T], now time.Time, w *waitFor) (Ticket[T], bo
 		w.at(v.holdUntil)
 		return Ticket[T]{}, false
 	}
-	if until := l.acc.heldUntil(v.acct, v.key, l.opts.Group, now); !until.IsZero() {
-		// Refused under the same login settings in another ledger.
+	if at, until := l.acc.refusedAt(v.acct, v.key, l.opts.Group); now.Before(until) {
+		// Refused under the same login settings in another ledger: held
+		// back here too, and the source may label something new.
+		l.news(at)
 		w.at(until)
 		return Ticket[T]{}, false
 	}
