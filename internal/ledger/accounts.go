@@ -41,6 +41,7 @@ type acctState struct {
 	proofOK bool      // no refusal of proof since
 
 	refused map[refusal]refHold
+	changed time.Time // the password changed after this time: older refusals are stale
 
 	locked    bool      // a lock error was met and no login has got through since
 	lockUntil time.Time // the next probe may start then
@@ -135,8 +136,9 @@ func (a *Accounts) lock(acct Account, err error, now time.Time, hold, maxHold ti
 // answered records that the server checked a login of key that began at
 // start: accepted proves key (and ends a lock); a refusal ends the proof
 // of key if the login began after it, and ends a lock too (the server got
-// as far as the password).
-func (a *Accounts) answered(acct Account, key Key, start time.Time, accepted bool) {
+// as far as the password). It returns when the login of the proof that a
+// refusal ended began (zero when it ended none).
+func (a *Accounts) answered(acct Account, key Key, start time.Time, accepted bool) (disproved time.Time) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	s := a.state(acct)
@@ -146,11 +148,38 @@ func (a *Accounts) answered(acct Account, key Key, start time.Time, accepted boo
 		if s.proofAt.IsZero() || start.After(s.proofAt) {
 			s.proof, s.proofAt, s.proofOK = key, start, true
 		}
-		return
+		return time.Time{}
 	}
-	if s.proof == key && start.After(s.proofAt) {
+	if s.proofOK && s.proof == key && start.After(s.proofAt) {
 		s.proofOK = false
+		if s.proofAt.After(s.changed) {
+			s.changed = s.proofAt
+		}
+		return s.proofAt
 	}
+	return time.Time{}
+}
+
+// passwordChanged records that the account's password changed after at
+// (a version that logged in at at was refused later): every refusal on
+// the account recorded before at is stale, in every ledger.
+func (a *Accounts) passwordChanged(acct Account, at time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if s := a.state(acct); at.After(s.changed) {
+		s.changed = at
+	}
+}
+
+// changedAt returns the latest time after which the account's password is
+// known to have changed.
+func (a *Accounts) changedAt(acct Account) time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if s := a.m[acct]; s != nil {
+		return s.changed
+	}
+	return time.Time{}
 }
 
 // proofOf returns the version that last logged in on the account and
@@ -187,28 +216,19 @@ func (a *Accounts) refusedAt(acct Account, key Key, group string) (at, until tim
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if s := a.m[acct]; s != nil {
-		h := s.refused[refusal{key, group}]
-		return h.at, h.until
+		if h := s.refused[refusal{key, group}]; !h.at.Before(s.changed) {
+			return h.at, h.until
+		}
 	}
 	return time.Time{}, time.Time{}
 }
 
-// clearRefusals forgets the refusals of the account under group recorded
-// before at, except key's (the password changed after at), or, with all
-// false, only key's (key logged in).
-func (a *Accounts) clearRefusals(acct Account, key Key, group string, at time.Time, all bool) {
+// clearRefusals forgets the refusals of key on the account under group
+// (key logged in).
+func (a *Accounts) clearRefusals(acct Account, key Key, group string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	s := a.m[acct]
-	if s == nil {
-		return
-	}
-	for r, h := range s.refused {
-		if r.group != group {
-			continue
-		}
-		if all && r.key != key && h.at.Before(at) || !all && r.key == key {
-			delete(s.refused, r)
-		}
+	if s := a.m[acct]; s != nil {
+		delete(s.refused, refusal{key, group})
 	}
 }

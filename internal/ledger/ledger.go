@@ -385,6 +385,8 @@ func (l *Ledger[T]) Decide(now time.Time) Decision[T] {
 		g.proven = false
 		l.good = nil
 		l.news(now)
+		// Ask the source first: what it labels now decides the next dial.
+		return l.wait(now, waitFor{})
 	}
 	if g := l.good; g != nil {
 		// A new AWSCURRENT on another account than the proven version gets
@@ -398,7 +400,10 @@ func (l *Ledger[T]) Decide(now time.Time) Decision[T] {
 		if t, ok := l.try(g, now, &w); ok {
 			return Decision[T]{Kind: Dial, Ticket: t}
 		}
-		return l.wait(now, w)
+		if w.locked == nil {
+			return l.wait(now, w)
+		}
+		// g's account is locked: a version on another account may serve.
 	}
 	// Versions whose last dial failed for another reason (a host down, a
 	// database dropped) come after the others, the longest failed first:
@@ -494,6 +499,10 @@ func (l *Ledger[T]) try(v *version[T], now time.Time, w *waitFor) (Ticket[T], bo
 		w.at(lockUntil)
 		w.locked = lockErr
 		return Ticket[T]{}, false
+	case v.refused && v.refAt.Before(l.acc.changedAt(v.acct)):
+		// The password changed after the refusal (another ledger saw a
+		// version that had logged in refused): the refusal is stale.
+		v.refused, v.hold = false, l.opts.Hold
 	case v.refused && now.Before(v.holdUntil):
 		w.at(v.holdUntil)
 		return Ticket[T]{}, false
@@ -559,7 +568,7 @@ func (l *Ledger[T]) report(t Ticket[T], o Outcome, detail error, now time.Time) 
 			return
 		}
 		l.acc.answered(v.acct, v.key, t.start, true)
-		l.acc.clearRefusals(v.acct, v.key, l.opts.Group, t.start, false)
+		l.acc.clearRefusals(v.acct, v.key, l.opts.Group)
 		v.refused, v.proven = false, true
 		v.hold = l.opts.Hold
 		if t.start.After(v.accepted) {
@@ -576,7 +585,9 @@ func (l *Ledger[T]) report(t Ticket[T], o Outcome, detail error, now time.Time) 
 			}
 		}
 	case Refused:
-		l.acc.answered(v.acct, v.key, t.start, false)
+		// A refusal of the account's proven version (in any ledger) after
+		// its login: the password changed after that login.
+		disproved := l.acc.answered(v.acct, v.key, t.start, false)
 		probe := t.Claim && v.refused
 		switch {
 		case probe:
@@ -606,6 +617,9 @@ func (l *Ledger[T]) report(t Ticket[T], o Outcome, detail error, now time.Time) 
 		if v.accepted.Before(t.start) && v.accepted.After(ok) {
 			ok = v.accepted
 		}
+		if disproved.After(ok) {
+			ok = disproved
+		}
 		if !ok.IsZero() {
 			for _, w := range l.versions {
 				if w != v && w.acct == v.acct && w.refused && w.refAt.Before(ok) {
@@ -613,7 +627,7 @@ func (l *Ledger[T]) report(t Ticket[T], o Outcome, detail error, now time.Time) 
 					w.hold = l.opts.Hold
 				}
 			}
-			l.acc.clearRefusals(v.acct, v.key, l.opts.Group, ok, true)
+			l.acc.passwordChanged(v.acct, ok)
 		}
 	case Failed:
 		if l.good == v {
