@@ -179,7 +179,7 @@ type world struct {
 	grefused map[gkey]time.Time
 	// failedLogins counts the logins the server refused, per account.
 	failedLogins map[Account]int
-	trace []string // what happened, printed on failure
+	trace        []string // what happened, printed on failure
 
 	// overLease counts the claims taken while an earlier claim's dial on
 	// the account was still in flight, past its lease.
