@@ -798,11 +798,18 @@ func (c *Config) validate() error {
 	if err := c.Keys.Validate(); err != nil {
 		return fmt.Errorf("%w: secret keys: %w", ErrInvalidDSN, err)
 	}
-	if c.CredentialSource == nil && usesSource(c.Source, "iam") {
+	switch {
+	case c.CredentialSource == nil && usesSource(c.Source, "iam"):
 		if err := c.validateIAM(); err != nil {
 			return fmt.Errorf("%w: source=iam: %w", ErrInvalidDSN, err)
 		}
-	} else if c.AllowInsecureIAM {
+	case c.CredentialSource != nil && hasIAMSource(c.CredentialSource):
+		// The IAM rules hold however IAM is configured (WithSource, a
+		// chain holding an IAM source).
+		if err := c.checkIAMSource(); err != nil {
+			return fmt.Errorf("%w: IAM source: %w", ErrInvalidDSN, err)
+		}
+	case c.AllowInsecureIAM:
 		return fmt.Errorf("%w: allowInsecureIAM applies to source=iam only", ErrInvalidDSN)
 	}
 	if c.CredentialSource == nil {
