@@ -3,6 +3,7 @@ package rotatingmysql_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -337,11 +338,14 @@ func TestFaultDatabaseRestart(t *testing.T) {
 // recovery rounds ends the Connect within 50 ms.
 func TestCancelDuringBackoff(t *testing.T) {
 	b := newBed(t, "cancel-Real-Pw")
-	b.putWrong("cancel-Wrong-Current", "cancel-Wrong-Pending")
 	// A backoff of 5 s: a Connect that returns soon after the cancel did
 	// not sleep it out.
 	policy := rotatingmysql.WithRetryPolicy(retry.Policy{InitialInterval: 5 * time.Second, MaxInterval: 5 * time.Second, Timeout: time.Minute})
 	for i := range 5 {
+		// New wrong passwords each round: a password refused is held back
+		// for every pool of the process, so the next pool would not dial
+		// the last round's.
+		b.putWrong(fmt.Sprintf("cancel-Wrong-Current-%d", i), fmt.Sprintf("cancel-Wrong-Pending-%d", i))
 		dials := &dialCounter{}
 		db := b.open(policy, dials.option())
 		ctx, cancel := context.WithCancel(context.Background())

@@ -72,14 +72,14 @@ type Next[T any] struct {
 // or giving up when nothing does before the deadline. This is the whole of
 // the connector's recovery loop but the I/O: the model test runs the same.
 func (l *Ledger[T]) Next(a *Attempt, now time.Time) Next[T] {
-	if since, at, due := l.FetchDue(now); due && !at.After(now) {
-		return fetchStep[T](a, since)
+	if since, at, due, poll := l.FetchDue(now); due && !at.After(now) {
+		return fetchStep[T](a, since, poll)
 	}
 	d := l.Decide(now)
 	if d.Kind == Wait && !d.FetchAt.IsZero() && !d.FetchAt.After(now) {
 		// The decision itself made a fetch due (the first Wait with
 		// nothing in flight starts the polls).
-		return fetchStep[T](a, d.FetchSince)
+		return fetchStep[T](a, d.FetchSince, d.FetchPoll)
 	}
 	if a.avoid != nil && (d.Kind != Dial || d.Ticket.Key() == *a.avoid) {
 		if d.Kind == Dial {
@@ -137,12 +137,13 @@ func (a *Attempt) After(key Key, claim bool, o Outcome) (goOn bool) {
 	return false
 }
 
-// fetchStep returns a fetch step. The first refresh of a Connect goes through
-// the source's own cache (a shared agent fetches once for all its
-// processes); a second one is needed only when the first offered nothing
-// that works, and bypasses it.
-func fetchStep[T any](a *Attempt, since time.Time) Next[T] {
-	bypass := a.refreshed
+// fetchStep returns a fetch step. The first refresh of a Connect after a
+// refusal goes through the source's own cache (a shared agent fetches once
+// for all its processes); a second one, and a poll while nothing is
+// dialable, are needed only when what that cache answered offered nothing
+// that works, and bypass it.
+func fetchStep[T any](a *Attempt, since time.Time, poll bool) Next[T] {
+	bypass := a.refreshed || poll
 	a.refreshed = true
 	return Next[T]{Step: StepFetch, Since: since, Bypass: bypass}
 }

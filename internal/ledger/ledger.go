@@ -275,6 +275,7 @@ type Decision[T any] struct {
 	// as of the same moment as the rest of the decision.
 	FetchAt    time.Time
 	FetchSince time.Time // with FetchAt: the fetch must begin at or after this
+	FetchPoll  bool      // with FetchAt: a poll while nothing is dialable
 	// Locked, with Wait, is the server's lock error when a lock of the
 	// account holds what could be dialed.
 	Locked error
@@ -385,8 +386,11 @@ func (l *Ledger[T]) Decide(now time.Time) Decision[T] {
 		g.proven = false
 		l.good = nil
 		l.news(now)
-		// Ask the source first: what it labels now decides the next dial.
-		return l.wait(now, waitFor{})
+		if !l.provenHere(g.acct) {
+			// Ask the source first: what it labels now decides the next
+			// dial.
+			return l.wait(now, waitFor{})
+		}
 	}
 	if g := l.good; g != nil {
 		// A new AWSCURRENT on another account than the proven version gets
@@ -445,8 +449,8 @@ func (w *waitFor) at(t time.Time) {
 func (l *Ledger[T]) wait(now time.Time, w waitFor) Decision[T] {
 	l.waiting = true
 	d := Decision[T]{Kind: Wait, Until: w.until, Claimed: w.claimed, Changed: l.changed, Locked: w.locked}
-	if since, at, due := l.fetchDue(now); due {
-		d.FetchSince, d.FetchAt = since, at
+	if since, at, due, poll := l.fetchDue(now); due {
+		d.FetchSince, d.FetchAt, d.FetchPoll = since, at, poll
 	}
 	return d
 }
@@ -466,6 +470,17 @@ func (l *Ledger[T]) outdated(g *version[T]) bool {
 	}
 	k, at, ok := l.acc.proofOf(g.acct)
 	return ok && k != g.key && at.After(g.accepted)
+}
+
+// provenHere reports whether the version that last logged in on acct is
+// one this ledger knows and the source labels. l.mu is held.
+func (l *Ledger[T]) provenHere(acct Account) bool {
+	k, _, ok := l.acc.proofOf(acct)
+	if !ok {
+		return false
+	}
+	v := l.versions[k]
+	return v != nil && l.labelled(v)
 }
 
 // news records that another ledger's evidence calls for a fetch (as a
@@ -665,35 +680,38 @@ func (l *Ledger[T]) Known() bool {
 // FetchDue reports whether the source should be asked again: a fetch that
 // began at or after since answers, and it may start at at (not before
 // MinInterval after the last fetch the ledger asked for). ok is false when
-// nothing calls for a fetch.
+// nothing calls for a fetch; poll is true when the fetch is a poll while
+// nothing is dialable (what a cache in front of the source answered has
+// not served: it is to be bypassed).
 //
 // A fetch is called for by a refusal of a dial that began after the last
 // fetch (a rotation may have begun: AWSCURRENT may have moved, AWSPENDING
 // may exist), and, while nothing is dialable, by polls at intervals that
 // grow with the time stuck (half of it, from MinInterval up to Hold), so
 // that a secret fixed in the source is found without a fetch per Connect.
-func (l *Ledger[T]) FetchDue(now time.Time) (since, at time.Time, ok bool) {
+func (l *Ledger[T]) FetchDue(now time.Time) (since, at time.Time, ok, poll bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.fetchDue(now)
 }
 
 // fetchDue is FetchDue with l.mu held.
-func (l *Ledger[T]) fetchDue(now time.Time) (since, at time.Time, ok bool) {
+func (l *Ledger[T]) fetchDue(now time.Time) (since, at time.Time, ok, poll bool) {
 	switch {
 	case l.lastRefusal.After(l.lastFetch):
 		since, at = l.lastRefusal, l.lastFetch.Add(l.opts.MinInterval)
 	case !l.stuckSince.IsZero():
-		poll := min(max(now.Sub(l.stuckSince)/2, l.opts.MinInterval), l.opts.Hold)
-		at = l.lastFetch.Add(poll)
-		since = at.Add(-poll / 2)
+		p := min(max(now.Sub(l.stuckSince)/2, l.opts.MinInterval), l.opts.Hold)
+		at = l.lastFetch.Add(p)
+		since = at.Add(-p / 2)
+		poll = true
 	default:
-		return time.Time{}, time.Time{}, false
+		return time.Time{}, time.Time{}, false, false
 	}
 	if at.Before(since) {
 		at = since
 	}
-	return since, at, true
+	return since, at, true, poll
 }
 
 // LastAccepted returns the payload of the version that last logged in
