@@ -24,7 +24,7 @@ var ErrNoUsableCredentials = errors.New("rotatingmysql: no version of the secret
 // the driver's own bound, retryTimeout, ended the wait while the caller's
 // context had not ended. errors.Is(err, context.DeadlineExceeded) is true
 // only when the caller's deadline passed.
-var ErrRetryTimeout = errors.New("retryTimeout reached")
+var ErrRetryTimeout = errors.New("rotatingmysql: retryTimeout reached")
 
 // ErrAccountLocked is the cause a ConnectError wraps when the server has
 // locked or blocked the account (MariaDB 4150/4151, MySQL 3118/3955, host

@@ -177,6 +177,9 @@ type world struct {
 	// grefused is, per login settings and version, when a refusal was
 	// last recorded (the hold applies to every ledger of the settings).
 	grefused map[gkey]time.Time
+	// lockedAt is when the server first answered a lock error for an
+	// account, since it last checked a password.
+	lockedAt map[Account]time.Time
 	// failedLogins counts the logins the server refused, per account.
 	failedLogins map[Account]int
 	trace        []string // what happened, printed on failure
@@ -222,6 +225,7 @@ func newWorld(t *rapid.T) *world {
 		proof:        map[Account]mproof{},
 		grefused:     map[gkey]time.Time{},
 		failedLogins: map[Account]int{},
+		lockedAt:     map[Account]time.Time{},
 	}
 	for _, spec := range []struct {
 		name string
@@ -409,6 +413,12 @@ func (w *world) beginDial(c *mconn, t Ticket[*mver]) {
 		w.fail("%s: %s was refused under the same login settings at %v; dialed at %v, within the hold",
 			ml.name, v.name, at, w.now)
 	}
+	// A lock error holds the whole account: no dial of it for a hold, but
+	// the one probe after it.
+	if at := w.lockedAt[v.acct]; !at.IsZero() && w.now.Sub(at) < modelOpts.Hold {
+		w.fail("%s: %s dialed at %v, %v after the server answered that %s is locked (hold %v)",
+			ml.name, v.name, w.now, w.now.Sub(at), v.acct, modelOpts.Hold)
+	}
 	// No version of an account while another logs in on it.
 	if p := w.proof[v.acct]; p.ok && p.v != v && w.now.Sub(p.start) <= modelOpts.Hold {
 		if o := ml.l.versions[p.v.key]; o != nil && ml.l.labelled(o) && !(o.refused && o.refAt.After(p.start)) {
@@ -496,6 +506,14 @@ func (w *world) finish(i int, atBegin bool) {
 	}
 	o := Classify(number == 0, number, false)
 	w.logf("c%d %s dial of %s: %v (%d)", d.c.id, ml.name, v.name, o, number)
+	switch {
+	case number == 4150 || number == 4151:
+		if w.lockedAt[v.acct].IsZero() {
+			w.lockedAt[v.acct] = w.now
+		}
+	case number == 0 || number == 1045:
+		delete(w.lockedAt, v.acct) // the server got as far as the password
+	}
 	if o == Locked {
 		ml.l.ReportLocked(d.t, fmt.Errorf("error %d", number), w.now)
 	} else {
@@ -1187,4 +1205,74 @@ func penName(v *mver) string {
 		return "-"
 	}
 	return v.name
+}
+
+// TestModelDatabaseDropped: a move to a new user (a multi-user rotation's
+// other user, or a migration): the new version is labelled AWSPENDING and
+// works, then the old user's database is dropped (every login of the old
+// user fails with another error than 1045). The first Connect may return
+// that error; the next one logs in with the new user.
+func TestModelDatabaseDropped(t *testing.T) {
+	defer seedModel(t, 500)()
+	rapid.Check(t, func(t *rapid.T) {
+		historyCount.Add(1)
+		w := newWorld(t)
+		w.noHang = true
+		old := w.warmUp()
+		pen := w.newVersion("u2")
+		w.setPassword(pen.acct, pen.password)
+		w.src.pen = pen
+		ml := rapid.SampledFrom(w.ledgers).Draw(t, "ledger")
+		w.now = w.now.Add(time.Duration(rapid.Int64Range(int64(time.Millisecond), int64(time.Minute)).Draw(t, "before")))
+		w.fetch(ml, false, false) // a TTL refresh sees AWSPENDING
+		w.account(old.acct).broken = true
+		for attempt := 0; attempt < 2; attempt++ {
+			c := w.startConnect(ml, 0)
+			for !c.done && len(w.dials) > 0 {
+				w.finish(0, false)
+			}
+			if c.ok {
+				return
+			}
+		}
+		w.fail("%s: %s's database is dropped and %s works, yet two Connects failed", ml.name, old.name, pen.name)
+	})
+}
+
+// TestModelPasswordBack: the password changed by hand and the secret with
+// it, then both put back (a change undone), one Connect at a time: once the
+// server refuses the version that had logged in, the older refusal of the
+// version now back is stale, and the next Connects log in with it.
+func TestModelPasswordBack(t *testing.T) {
+	defer seedModel(t, 500)()
+	rapid.Check(t, func(t *rapid.T) {
+		historyCount.Add(1)
+		w := newWorld(t)
+		w.noHang = true
+		old := w.warmUp()
+		ml := rapid.SampledFrom(w.ledgers).Draw(t, "ledger")
+		connect := func(what string) {
+			c := w.startConnect(ml, 0)
+			for !c.done && (len(w.dials) > 0 || c.waiting) {
+				if len(w.dials) == 0 {
+					w.tick(time.Duration(rapid.Int64Range(int64(time.Millisecond), int64(2*time.Second)).Draw(t, "wait")))
+					continue
+				}
+				w.finish(0, false)
+			}
+			if !c.ok {
+				w.fail("%s: Connect %d failed %s", ml.name, c.id, what)
+			}
+		}
+		next := w.newVersion("u1")
+		w.now = w.now.Add(2 * time.Second)
+		w.setPassword(next.acct, next.password) // ALTER USER first
+		w.now = w.now.Add(time.Duration(rapid.Int64Range(int64(time.Millisecond), int64(500*time.Millisecond)).Draw(t, "gap")))
+		w.src.cur = next // then the secret
+		connect("after the change")
+		w.now = w.now.Add(time.Duration(rapid.Int64Range(int64(2*time.Second), int64(30*time.Second)).Draw(t, "kept")))
+		w.setPassword(old.acct, old.password) // undone
+		w.src.cur = old
+		connect("after the change was undone")
+	})
 }
