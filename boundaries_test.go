@@ -160,6 +160,9 @@ func TestBoundSlowGreeting(t *testing.T) {
 		{"12s greeting, defaults", 12 * time.Second, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if testing.Short() && tc.delay > 5*time.Second {
+				t.Skipf("-short: a %v greeting; the 3 s variant checks the same rule", tc.delay)
+			}
 			t.Parallel()
 			b := newBed(t, "bound-Slow-greeting-pw")
 			p := b.proxied()
@@ -330,8 +333,9 @@ func TestBoundTLSPoolBesidePlainPool(t *testing.T) {
 }
 
 // TestBoundFourPoolsOneWrongSecret: four pools on one secret wrong in
-// every stage, each with a database of its own (dbname= overrides), share
-// their trials of the account: with max_password_errors = 3 the account is
+// every stage, each with a database of its own (dbname= overrides), two
+// with isolated caches and one with its own aws.Config, share their trials
+// of the account (user@host:port): with max_password_errors = 3 the account is
 // not blocked (the right password still logs in afterwards, no 4150).
 // Serial: max_password_errors is a server-wide global.
 func TestBoundFourPoolsOneWrongSecret(t *testing.T) {
@@ -343,10 +347,18 @@ func TestBoundFourPoolsOneWrongSecret(t *testing.T) {
 	for range 3 {
 		dbNames = append(dbNames, b.grantedDatabase())
 	}
+	// The four pools differ as an application's do: a database each, two
+	// with caches of their own, one built through the Go API with its own
+	// aws.Config.
+	dbs := []*sql.DB{
+		b.openDSN(b.arn + "?dbname=" + dbNames[0]),
+		b.openDSN(b.arn + "?sharedCache=false&dbname=" + dbNames[1]),
+		b.open(func(c *rotatingmysql.Config) error { c.DBName = dbNames[2]; return nil }),
+		b.openDSN(b.arn + "?sharedCache=false&dbname=" + dbNames[3]),
+	}
 	var wg sync.WaitGroup
 	sink := &errorSink{}
-	for _, name := range dbNames {
-		db := b.openDSN(b.arn + "?dbname=" + name)
+	for _, db := range dbs {
 		db.SetMaxIdleConns(0)
 		wg.Add(1)
 		go func() {
