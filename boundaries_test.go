@@ -148,16 +148,21 @@ func TestBoundHungLoginHoldsNoOne(t *testing.T) {
 // the logins of a Ping with a 30 s deadline and of a db.Ping() without one:
 // retryTimeout bounds waiting and fetching, never a login under way, and
 // the login bound (loginTimeout, default 30 s) is longer than the delay.
-// The 3 s variant scales the defaults' ratio down (retryTimeout=1s); the
-// 12 s one uses the defaults as they are (retryTimeout 10 s).
+// The 12 s variant uses the defaults (retryTimeout 10 s) and runs the two
+// Pings together, on a version not yet proven: one waits for the other's
+// trial (its claim lasts about 3 s, less than retryTimeout), then logs in.
+// The 3 s variant scales retryTimeout down to 1 s, below the claim's
+// lease, which is not scaled: so its Pings run one after the other, each a
+// login of 3 s under a retryTimeout of 1 s.
 func TestBoundSlowGreeting(t *testing.T) {
 	for _, tc := range []struct {
-		name   string
-		delay  time.Duration
-		params string
+		name     string
+		delay    time.Duration
+		params   string
+		together bool
 	}{
-		{"3s greeting, retryTimeout=1s", 3 * time.Second, "retryTimeout=1s"},
-		{"12s greeting, defaults", 12 * time.Second, ""},
+		{"3s greeting, retryTimeout=1s", 3 * time.Second, "retryTimeout=1s", false},
+		{"12s greeting, defaults", 12 * time.Second, "", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if testing.Short() && tc.delay > 5*time.Second {
@@ -169,32 +174,38 @@ func TestBoundSlowGreeting(t *testing.T) {
 			p.SetGreetingDelay(tc.delay)
 			db := b.openParams(tc.params)
 
-			var wg sync.WaitGroup
-			errs := make([]error, 2)
-			took := make([]time.Duration, 2)
-			for i, pingFn := range []func() error{
-				func() error {
+			pings := []struct {
+				what string
+				ping func() error
+			}{
+				{"Ping with a 30 s deadline", func() error {
 					ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 					defer cancel()
 					return db.PingContext(ctx)
-				},
-				db.Ping,
-			} {
+				}},
+				{"db.Ping() without deadline", db.Ping},
+			}
+			var wg sync.WaitGroup
+			for _, pg := range pings {
+				run := func() {
+					start := time.Now()
+					err := pg.ping()
+					t.Logf("%s: %v after %v", pg.what, err, time.Since(start).Round(time.Millisecond))
+					if err != nil {
+						t.Errorf("%s, greeting %v late: %v", pg.what, tc.delay, err)
+					}
+				}
+				if !tc.together {
+					run()
+					continue
+				}
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					start := time.Now()
-					errs[i] = pingFn()
-					took[i] = time.Since(start)
+					run()
 				}()
 			}
 			wg.Wait()
-			for i, what := range []string{"Ping with a 30 s deadline", "db.Ping() without deadline"} {
-				t.Logf("%s: %v after %v", what, errs[i], took[i].Round(time.Millisecond))
-				if errs[i] != nil {
-					t.Errorf("%s, greeting %v late: %v", what, tc.delay, errs[i])
-				}
-			}
 			logTally(t, p, b.user, time.Time{}, "slow greeting")
 		})
 	}
@@ -371,9 +382,16 @@ func TestBoundFourPoolsOneWrongSecret(t *testing.T) {
 	if len(errs) != 4*3 {
 		t.Errorf("%d of 12 Pings failed, want all (the secret is wrong)", len(errs))
 	}
+	// A Connect that made no login of its own still reports the server's
+	// 1045 (ConnectError: ErrNoUsableCredentials wrapping the last one).
 	for _, err := range errs {
+		var ce *rotatingmysql.ConnectError
+		if !errors.As(err, &ce) && mysqlErrNumber(err) != erAccessDenied {
+			t.Errorf("error %T %v, want a ConnectError or the server's 1045", err, err)
+			break
+		}
 		if n := mysqlErrNumber(err); n != erAccessDenied {
-			t.Errorf("error %d %v, want 1045", n, err)
+			t.Errorf("error %v wraps MySQL error %d, want the server's 1045 (errors.As finds *mysql.MySQLError)", err, n)
 			break
 		}
 	}
@@ -532,12 +550,12 @@ func TestBoundBlackHoleColdStart(t *testing.T) {
 	}
 }
 
-// TestBoundLockedAccount: an account locked (ALTER USER ... ACCOUNT LOCK,
-// MariaDB 4151) while 16 goroutines open new connections for two hold
-// periods: the server sees at most one login per hold period after the one
-// that met the lock (one probe per hold), and every error says the account
-// is locked: the server's error for the connection that met it, a
-// ConnectError wrapping it for the others.
+// TestBoundLockedAccount: an account is locked (ALTER USER ... ACCOUNT
+// LOCK, MariaDB 4151); one connection meets it, then 16 goroutines open new
+// connections for two hold periods: the server sees at most one login per
+// hold period after the one that met the lock (one probe per hold), and
+// every error says the account is locked: the server's error for a
+// connection that met it, a ConnectError wrapping it for the others.
 func TestBoundLockedAccount(t *testing.T) {
 	const hold = 2 * time.Second
 	b := newBed(t, "bound-Locked-pw")
@@ -547,7 +565,17 @@ func TestBoundLockedAccount(t *testing.T) {
 	if err := b.srv.AlterUser(context.Background(), b.user, "ACCOUNT LOCK"); err != nil {
 		t.Fatal(err)
 	}
+	// One connection meets the lock (the server's 4151); then 16 goroutines
+	// open connections for two hold periods.
 	from := time.Now()
+	first := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return db.PingContext(ctx)
+	}()
+	if n := mysqlErrNumber(first); n != retry.ErMariaDBAccountLocked {
+		t.Fatalf("the first Ping after ACCOUNT LOCK: error %d %v, want 4151", n, first)
+	}
 	sink := &errorSink{}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
