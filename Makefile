@@ -40,10 +40,12 @@ mariadb:
 	bash scripts/install-mariadb.sh
 
 # drill: build and run the rotation drill (cmd/rotation-drill, its own module)
-# from the repository root; options go in ARGS, e.g. make drill ARGS='-svg timeline.svg'
+# from the repository root and draw it to DRILL_SVG (bin/ is not checked in);
+# options go in ARGS, e.g. make drill ARGS='-rotations 3', ARGS="-svg ''" for no picture
+DRILL_SVG ?= bin/rotation-drill.svg
 drill:
 	cd cmd/rotation-drill && $(GO) build -o $(CURDIR)/bin/rotation-drill .
-	./bin/rotation-drill $(ARGS)
+	./bin/rotation-drill -svg '$(DRILL_SVG)' $(ARGS)
 
 # bench: benchmarks against the plain mysql driver, with the ratio table and
 # the counts per rotation (scripts/bench.sh; COUNT, BENCHTIME tune it)
@@ -56,6 +58,7 @@ bench: mariadb
 FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseDSN$$' -fuzztime $(FUZZTIME) .
+	$(GO) test -run '^$$' -fuzz '^FuzzMySQLParamsInEffect$$' -fuzztime $(FUZZTIME) .
 	$(GO) test -run '^$$' -fuzz '^FuzzParseCredentials$$' -fuzztime $(FUZZTIME) ./credsource
 	$(GO) test -run '^$$' -fuzz '^FuzzParseAgentResponse$$' -fuzztime $(FUZZTIME) ./credsource
 	$(GO) test -run '^$$' -fuzz '^FuzzKeysParse$$' -fuzztime $(FUZZTIME) ./credsource

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/rotatingmysql/rotatingmysql"
 	"github.com/rotatingmysql/rotatingmysql/credsource"
 	"github.com/rotatingmysql/rotatingmysql/retry"
@@ -30,7 +32,6 @@ const badInputPW = "bad-Input-Secret-Pw-9"
 func TestBadDSN(t *testing.T) {
 	const arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/app-AbCdEf"
 	for _, tc := range []struct{ name, dsn, want string }{
-		{"empty", "", "secret id is empty"},
 		{"parameters only", "?region=eu-west-1", "secret id is empty"},
 		{"ARN of another service", "arn:aws:ssm:eu-west-1:123456789012:parameter/db", "not a Secrets Manager secret ARN"},
 		{"ARN without region", "arn:aws:secretsmanager::123456789012:secret:prod/app", "not a Secrets Manager secret ARN"},
@@ -46,6 +47,22 @@ func TestBadDSN(t *testing.T) {
 		{"password in the DSN", arn + "?password=" + badInputPW, `parameter "password": credentials come from the secret`},
 		{"passwd in the DSN", arn + "?passwd=" + badInputPW, `parameter "passwd"`},
 		{"user in the DSN", arn + "?user=admin", `parameter "user"`},
+		{"PASSWORD in capitals (SET PASSWORD would change it)", arn + "?PASSWORD=" + badInputPW, `parameter "PASSWORD": credentials come from the secret`},
+		{"Passwd in mixed case", arn + "?Passwd=" + badInputPW, `parameter "Passwd": credentials come from the secret`},
+		{"User in mixed case", arn + "?User=admin", `parameter "User": credentials come from the secret`},
+		{"net in the DSN", arn + "?net=tcp", `parameter "net": the address comes from the secret`},
+		{"ADDR in the DSN", arn + "?ADDR=db:3306", `parameter "ADDR": the address comes from the secret`},
+		{"own parameter in another case", arn + "?TTL=5m", `parameter "TTL": unknown parameter; did you mean "ttl"?`},
+		{"Source in another case", "DB_SECRET?Source=env", `did you mean "source"?`},
+		{"own parameter misspelt", arn + "?maxLoginAttempt=3", `parameter "maxLoginAttempt": unknown parameter; did you mean "maxLoginAttempts"?`},
+		{"mysql parameter in another case", arn + "?TLS=true", `parameter "TLS": unknown parameter; did you mean go-sql-driver/mysql's "tls"?`},
+		{"a name no session variable has", arn + "?@@global.max_connections=1", "nor a session variable name"},
+		{"parameter without a value", arn + "?tls", `parameter "tls" has no value`},
+		{"session variable twice", arn + "?sql_mode=ANSI&SQL_MODE=TRADITIONAL", `parameters "sql_mode" and "SQL_MODE" name the same setting`},
+		{"strict", arn + "?strict=true", `parameter "strict": go-sql-driver/mysql removed strict mode`},
+		{"a '/' in a value would drop tls=true", arn + "?tls=true&connectionAttributes=svc:api(v2)/prod", `parameter "connectionAttributes": go-sql-driver/mysql cannot read a '/' in a value`},
+		{"loginTimeout zero", arn + "?loginTimeout=0s", `parameter "loginTimeout": must be a positive duration`},
+		{"isolateCache and sharedCache", arn + "?isolateCache=true&sharedCache=false", "sharedCache is the deprecated spelling of isolateCache"},
 		{"unknown source", arn + "?source=vault", `unknown source "vault"`},
 		{"unknown source in a chain", arn + "?source=secretsmanager,vault", `unknown source "vault"`},
 		{"source given twice", "DB_SECRET?source=env&source=file", `parameter "source" is given more than once`},
@@ -92,18 +109,84 @@ func TestBadDSN(t *testing.T) {
 	}
 }
 
+// TestMySQLDSNByMistake: a go-sql-driver/mysql DSN given to rotatingmysql
+// is refused at sql.Open with what to pass instead, and the error never
+// shows the password it holds, under any verb.
+func TestMySQLDSNByMistake(t *testing.T) {
+	for _, dsn := range []string{
+		"app:" + badInputPW + "@tcp(db:3306)/app",
+		"app:" + badInputPW + "@tcp(db.example.com:3306)/app?parseTime=true&tls=true",
+		"app:" + badInputPW + "@/app",
+		"app:" + badInputPW + "?x@tcp(db)/app",
+		"app:" + badInputPW + "@unix(/var/run/mysqld/mysqld.sock)/app?strict=true",
+		"tcp(db:3306)/app",
+		"app@tcp(db:3306)/app",
+		"app:" + badInputPW + "@db.example.com:3306/app",
+		"mysql://app:" + badInputPW + "@db.example.com:3306/app",
+	} {
+		db, err := sql.Open("rotatingmysql", dsn)
+		if err == nil {
+			db.Close()
+			t.Errorf("sql.Open of a go-sql-driver/mysql DSN succeeded")
+			continue
+		}
+		if !errors.Is(err, rotatingmysql.ErrInvalidDSN) {
+			t.Errorf("error %v does not wrap ErrInvalidDSN", err)
+		}
+		for _, want := range []string{"go-sql-driver/mysql DSN", "SECRET_ID[?PARAMS]", "?host=HOST", "the user and password come from the secret"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q does not say %q", err, want)
+			}
+		}
+		for _, verb := range []string{"%v", "%+v", "%#v", "%q"} {
+			if out := fmt.Sprintf(verb, err); strings.Contains(out, badInputPW) || strings.Contains(out, "db:3306") {
+				t.Errorf("error under %s repeats the DSN: %s", verb, out)
+			}
+		}
+	}
+}
+
+// TestEmptyDSN: sql.Open(name, "") succeeds, as driver wrappers need
+// (XSAM/otelsql's Register opens and closes it); every connection then
+// fails with ErrEmptyDSN, and closing leaves no goroutine behind.
+func TestEmptyDSN(t *testing.T) {
+	before := goleak.IgnoreCurrent()
+	db, err := sql.Open("rotatingmysql", "")
+	if err != nil {
+		t.Fatalf("sql.Open(\"\"): %v", err)
+	}
+	err = db.Ping()
+	if !errors.Is(err, rotatingmysql.ErrEmptyDSN) || !errors.Is(err, rotatingmysql.ErrInvalidDSN) {
+		t.Errorf("Ping = %v, want ErrEmptyDSN", err)
+	}
+	if err == nil || !strings.HasPrefix(err.Error(), "rotatingmysql: ") {
+		t.Errorf("Ping error %q does not start with \"rotatingmysql: \"", err)
+	}
+	if err := db.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	goleak.VerifyNone(t, before)
+}
+
 // TestUnknownDSNParameter: a parameter neither rotatingmysql nor the mysql
 // driver knows is, as with go-sql-driver/mysql, a session variable set on
-// connect; a misspelt one therefore fails on the first connection with the
-// server's error naming it (1193), not at sql.Open.
+// connect: a real one takes effect, and one the server does not know fails
+// the first connection with the server's error naming it (1193). (A near
+// miss of rotatingmysql's own names is refused at sql.Open: TestBadDSN.)
 func TestUnknownDSNParameter(t *testing.T) {
 	b := newBed(t, "unknown-Param-Pw")
-	for _, name := range []string{"no_such_variable", "maxLoginAttempt"} {
-		db := b.openDSN(b.arn + "?" + name + "=3")
-		err := db.Ping()
-		if n := mysqlErrNumber(err); n != 1193 || !strings.Contains(err.Error(), name) {
-			t.Errorf("%s: error %d %v, want the server's 1193 naming it", name, n, err)
-		}
+	db := b.openDSN(b.arn + "?no_such_variable=3")
+	err := db.Ping()
+	if n := mysqlErrNumber(err); n != 1193 || !strings.Contains(err.Error(), "no_such_variable") {
+		t.Errorf("error %d %v, want the server's 1193 naming it", n, err)
+	}
+	db = b.openDSN(b.arn + "?sql_mode=%27ANSI_QUOTES%27&tls=false&connectionAttributes=svc:api(v2)%2Fprod")
+	var mode string
+	if err := db.QueryRow("SELECT @@SESSION.sql_mode").Scan(&mode); err != nil {
+		t.Fatal(err)
+	}
+	if mode != "ANSI_QUOTES" {
+		t.Errorf("sql_mode %q, want ANSI_QUOTES", mode)
 	}
 }
 

@@ -17,15 +17,15 @@ import (
 
 	"github.com/rotatingmysql/rotatingmysql/credsource"
 	"github.com/rotatingmysql/rotatingmysql/internal/ledger"
-	"github.com/rotatingmysql/rotatingmysql/retry"
 )
 
 // Connector is the rotatingmysql driver.Connector. It fetches credentials
 // through a cached source, dials through go-sql-driver/mysql, and absorbs
 // MySQL error 1045 during a password rotation. Which version of the secret
-// it dials is decided by a ledger of evidence (internal/ledger): what the
-// source labels each version, and which logins the server accepted or
-// refused. Use it with sql.OpenDB; it is safe for concurrent use.
+// it dials is decided from the evidence it has: what the source labels
+// each version, and which logins the server accepted or refused (see
+// docs/how-it-decides.md). Use it with sql.OpenDB; it is safe for
+// concurrent use.
 type Connector struct {
 	cfg    *Config
 	sh     *shared // source and cache, shared with the process's connectors on the same secret
@@ -55,7 +55,7 @@ type version struct {
 // NewConnector returns a connector for cfg. It validates cfg and does no
 // network I/O: the first fetch happens on the first connection. Connectors
 // on the same secret with the same source settings share one source, cache
-// and ledger (see Config.Isolate); Close releases them.
+// and ledger (see Config.IsolateCache); Close releases them.
 func NewConnector(cfg *Config) (*Connector, error) {
 	cfg = cfg.clone()
 	if err := cfg.validate(); err != nil {
@@ -104,14 +104,14 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 			}
 		}
 		if d := c.ledger.Decide(time.Now()); d.Kind == ledger.Dial {
-			conn, err := c.dial(ctx, d.Ticket)
-			if err == nil || !retry.IsAuthError(err) && !d.Ticket.Claim {
-				return conn, err
+			conn, o, err := c.dial(ctx, d.Ticket)
+			if o == ledger.Refused || o == ledger.Failed && d.Ticket.Claim {
+				return c.recover(ctx, d.Ticket, o, err)
 			}
-			return c.recover(ctx, d.Ticket, err)
+			return conn, err
 		}
 	}
-	return c.recover(ctx, ledger.Ticket[*version]{}, nil)
+	return c.recover(ctx, ledger.Ticket[*version]{}, ledger.Abandoned, nil)
 }
 
 // observe gives the ledger what the source labels stage: sec, resolved to
@@ -175,8 +175,11 @@ func (c *Connector) resolve(sec *credsource.Secret) (ledger.Key, ledger.Account,
 		dbname = sec.Creds.DBName
 	}
 	addr := net.JoinHostPort(host, strconv.Itoa(port))
+	// The key is what the server checks: user, password and server. The
+	// database is each connector's own (pools on other databases share
+	// the evidence of one account).
 	h := sha256.New()
-	for _, s := range []string{sec.Creds.Username, sec.Creds.Password, addr, dbname} {
+	for _, s := range []string{sec.Creds.Username, sec.Creds.Password, addr} {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
 	}
@@ -191,21 +194,67 @@ func (c *Connector) resolve(sec *credsource.Secret) (ledger.Key, ledger.Account,
 	return key, ledger.Account(sec.Creds.Username + "@" + addr), mc, nil
 }
 
-// dial makes the login the ledger allowed and reports its outcome.
-func (c *Connector) dial(ctx context.Context, t ledger.Ticket[*version]) (driver.Conn, error) {
+// dial makes the login the ledger allowed, bounded by the caller's
+// deadline or, when it has none, by loginTimeout, and reports its outcome.
+// A login the bound cut short returns ErrLoginTimeout, not the context's
+// error: only the caller's context makes errors.Is(err,
+// context.DeadlineExceeded) true.
+func (c *Connector) dial(ctx context.Context, t ledger.Ticket[*version]) (driver.Conn, ledger.Outcome, error) {
 	v := t.Payload()
-	conn, err := c.dialer(v).Connect(ctx)
-	switch o := outcomeOf(err); o {
+	lctx := ctx
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		lctx, cancel = context.WithTimeoutCause(ctx, c.cfg.loginTimeout(), errLoginBound)
+		defer cancel()
+	}
+	conn, err := c.dialer(v).Connect(lctx)
+	var number uint16
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		number = me.Number
+	}
+	o := ledger.Classify(err == nil, number, err != nil && lctx.Err() != nil)
+	now := time.Now()
+	switch o {
 	case ledger.Refused:
 		already := c.ledger.Refused(v.key)
-		c.ledger.Report(t, o, time.Now())
+		c.ledger.Report(t, o, now)
 		c.refused(v, err, already)
+	case ledger.Locked:
+		c.ledger.ReportLocked(t, me, now)
 	default:
-		if c.ledger.Report(t, o, time.Now()) {
+		if c.ledger.Report(t, o, now) {
 			c.switched(v)
 		}
 	}
-	return conn, err
+	err = explainDialError(err)
+	if o == ledger.Abandoned && ctx.Err() == nil {
+		// The login bound, not the caller, ended it.
+		sec := v.secret.Load()
+		err = &LoginTimeoutError{SecretID: c.cfg.SecretID, Addr: net.JoinHostPort(c.hostOf(sec), strconv.Itoa(c.portOf(sec))), Timeout: c.cfg.loginTimeout()}
+	}
+	return conn, o, err
+}
+
+// errLoginBound is the cause of a login context ended by loginTimeout.
+var errLoginBound = errors.New("rotatingmysql: loginTimeout reached")
+
+// hostOf and portOf return the server a version dials.
+func (c *Connector) hostOf(sec *credsource.Secret) string {
+	if c.cfg.Host != "" {
+		return c.cfg.Host
+	}
+	return sec.Creds.Host
+}
+
+func (c *Connector) portOf(sec *credsource.Secret) int {
+	switch {
+	case c.cfg.Port != 0:
+		return c.cfg.Port
+	case sec.Creds.Port != 0:
+		return sec.Creds.Port
+	}
+	return 3306
 }
 
 // dialer returns this connector's mysql connector for v, made from its
@@ -278,10 +327,12 @@ var errLoginCap = errors.New("login attempts per connection reached maxLoginAtte
 // recover is the slow path of Connect: it asks the ledger for the next
 // step (ledger.Next: fetch, dial, wait or give up) and carries it out,
 // until a login succeeds, the ledger gives up, or the deadline passes.
-// failed is the ticket whose dial met err (zero when Connect has not
-// dialed): a 1045, or another failure of a trial or probe, after which
-// another version may still serve.
-func (c *Connector) recover(ctx context.Context, failed ledger.Ticket[*version], err error) (driver.Conn, error) {
+// failed is the ticket whose dial met err with outcome o (zero when Connect
+// has not dialed): a 1045, or another failure of a trial or probe, after
+// which another version may still serve. retryTimeout bounds the waits and
+// fetches; a login in progress is bounded only by the caller's deadline or
+// loginTimeout.
+func (c *Connector) recover(ctx context.Context, failed ledger.Ticket[*version], o ledger.Outcome, err error) (driver.Conn, error) {
 	rctx, cancel := context.WithTimeoutCause(ctx, c.cfg.Retry.Timeout, ErrRetryTimeout)
 	defer cancel()
 	r := &recovery{c: c, ctx: ctx, rctx: rctx}
@@ -290,8 +341,8 @@ func (c *Connector) recover(ctx context.Context, failed ledger.Ticket[*version],
 	other := err // returned as is when the ledger has no other version
 	if failed != (ledger.Ticket[*version]{}) {
 		at.Started()
-		at.After(failed.Key(), failed.Claim, outcomeOf(err))
-		if retry.IsAuthError(err) {
+		at.After(failed.Key(), failed.Claim, o)
+		if o == ledger.Refused {
 			r.note(failed.Payload(), err)
 		}
 	} else if sec, err := c.sh.cache.Get(rctx, credsource.Current); err == nil {
@@ -315,23 +366,24 @@ func (c *Connector) recover(ctx context.Context, failed ledger.Ticket[*version],
 				return nil, r.giveUp(nil)
 			}
 		case ledger.StepDial:
-			conn, err := c.dial(rctx, next.Ticket)
-			if err == nil {
+			conn, o, err := c.dial(ctx, next.Ticket)
+			if o == ledger.Accepted {
 				if at.Logins() > 1 {
 					c.recovered.Add(1)
 				}
 				return conn, nil
 			}
-			if rctx.Err() != nil && !retry.IsAuthError(err) {
+			if ctx.Err() != nil && o != ledger.Refused {
 				return nil, r.giveUp(nil)
 			}
-			if !at.After(next.Ticket.Key(), next.Ticket.Claim, outcomeOf(err)) {
+			if !at.After(next.Ticket.Key(), next.Ticket.Claim, o) {
 				// The server's own answer (account locked, no such
-				// database) or a network failure: not a rotation,
-				// returned as the mysql driver gave it.
+				// database), a network failure or a login cut short by
+				// loginTimeout: not a rotation, returned as the mysql
+				// driver gave it.
 				return nil, err
 			}
-			if retry.IsAuthError(err) {
+			if o == ledger.Refused {
 				r.note(next.Ticket.Payload(), err)
 			} else {
 				other = err
@@ -344,6 +396,9 @@ func (c *Connector) recover(ctx context.Context, failed ledger.Ticket[*version],
 				return nil, r.giveUp(errLoginCap)
 			case ledger.NoVersion:
 				return nil, c.fetchError(credsource.Current, r.cause(errors.New("no version fetched")))
+			case ledger.AccountLocked:
+				r.locked = next.Locked
+				return nil, r.giveUp(ErrAccountLocked)
 			}
 			return nil, r.giveUp(nil)
 		case ledger.StepWait:
@@ -364,17 +419,6 @@ func (c *Connector) recover(ctx context.Context, failed ledger.Ticket[*version],
 			timer.Stop()
 		}
 	}
-}
-
-// outcomeOf classifies a dial's error for the ledger.
-func outcomeOf(err error) ledger.Outcome {
-	switch {
-	case err == nil:
-		return ledger.Accepted
-	case retry.IsAuthError(err):
-		return ledger.Refused
-	}
-	return ledger.Failed
 }
 
 // refresh fetches AWSCURRENT and AWSPENDING in parallel (one round trip;
@@ -421,6 +465,7 @@ type recovery struct {
 	ctx, rctx context.Context // the caller's, and bounded by retryTimeout
 	attempts  []Attempt
 	lastErr   error // the last *mysql.MySQLError 1045 of this Connect
+	locked    error // the server's lock error, when a lock of the account holds
 }
 
 func (r *recovery) note(v *version, err error) {
@@ -450,6 +495,9 @@ func (r *recovery) giveUp(cause error) error {
 	c.gaveUp.Add(1)
 	ce := &ConnectError{SecretID: c.cfg.SecretID, Attempts: r.attempts, Err: r.lastErr, Cause: r.cause(cause),
 		Hint: c.cfg.loginHint()}
+	if r.locked != nil {
+		ce.Err = r.locked
+	}
 	if ce.Err == nil {
 		ce.Err = ErrNoUsableCredentials
 		if me := c.lastRefusal(); me != nil {
@@ -476,5 +524,5 @@ func (c *Connector) lastRefusal() *mysql.MySQLError {
 
 // fetchError wraps a source error with the secret and stage.
 func (c *Connector) fetchError(stage credsource.Stage, err error) error {
-	return fmt.Errorf("rotatingmysql: fetch %s of secret %q: %w", stage, c.cfg.SecretID, err)
+	return credsource.Redact(fmt.Errorf("rotatingmysql: fetch %s of secret %q: %w", stage, c.cfg.SecretID, err))
 }

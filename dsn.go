@@ -2,10 +2,12 @@ package rotatingmysql
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -93,11 +95,35 @@ type Config struct {
 	// Logger receives the connector's events (secret fetched, 1045
 	// absorbed, AWSPENDING used, gave up). Nil discards them.
 	Logger *slog.Logger
-	// Isolate gives the connector a source, a cache and a ledger of its
-	// own instead of sharing them with the process's other connectors on
-	// the same secret (see the README, "One cache per secret per
-	// process"). DSN: sharedCache=false.
+	// IsolateCache gives the connector a source, a cache and a ledger of
+	// its own instead of sharing them with the process's other connectors
+	// on the same secret (see the README, "One cache per secret per
+	// process"). The zero value shares. DSN: isolateCache=true; option:
+	// WithIsolateCache(true).
+	IsolateCache bool
+	// Isolate is the old name of IsolateCache: true isolates too.
+	//
+	// Deprecated: use IsolateCache.
 	Isolate bool
+	// LoginTimeout bounds one login (TCP connect and handshake) when the
+	// caller's context has no deadline (database/sql's background opener,
+	// db.Ping()); default 30s so that an Aurora Serverless instance
+	// resuming from auto-pause (~15 s) still answers. Zero means the
+	// default. DSN: loginTimeout=30s; option: WithLoginTimeout.
+	LoginTimeout time.Duration
+}
+
+// isolated reports whether the connector keeps its source, cache and
+// ledger to itself (IsolateCache, or its deprecated name Isolate).
+func (c *Config) isolated() bool { return c.IsolateCache || c.Isolate }
+
+// loginTimeout returns the bound of one login: LoginTimeout, or
+// DefaultLoginTimeout when it is zero.
+func (c *Config) loginTimeout() time.Duration {
+	if c.LoginTimeout <= 0 {
+		return DefaultLoginTimeout
+	}
+	return c.LoginTimeout
 }
 
 // logger returns the configured logger, or one that discards.
@@ -111,16 +137,21 @@ func (c *Config) logger() *slog.Logger {
 // NewConfig returns a Config for the secret with every default.
 func NewConfig(secretID string) *Config {
 	return &Config{
-		SecretID:    secretID,
-		TTL:         credsource.DefaultTTL,
-		Retry:       retry.DefaultPolicy(),
-		RefusedHold: DefaultRefusedHold,
-		MySQL:       mysql.NewConfig(),
+		SecretID:     secretID,
+		TTL:          credsource.DefaultTTL,
+		Retry:        retry.DefaultPolicy(),
+		RefusedHold:  DefaultRefusedHold,
+		LoginTimeout: DefaultLoginTimeout,
+		MySQL:        mysql.NewConfig(),
 	}
 }
 
 // DefaultRefusedHold is the default of Config.RefusedHold.
 const DefaultRefusedHold = time.Minute
+
+// DefaultLoginTimeout is the default of Config.LoginTimeout: longer than an
+// Aurora Serverless instance takes to resume from auto-pause (about 15 s).
+const DefaultLoginTimeout = 30 * time.Second
 
 // NewIAMConfig returns a Config for source=iam: the connector logs in as
 // user to host:port (0 means 3306) and database dbname (may be empty) with
@@ -188,10 +219,17 @@ func WithSecretsManagerClient(client credsource.SecretsManagerAPI) Option {
 	return func(c *Config) error { c.SecretsManagerClient = client; return nil }
 }
 
-// WithSource replaces the DSN's source by a custom one.
-func WithSource(src credsource.Source) Option {
+// WithCredentialSource sets Config.CredentialSource: a custom source that
+// replaces the DSN's source (Config.Source) entirely.
+func WithCredentialSource(src credsource.Source) Option {
 	return func(c *Config) error { c.CredentialSource = src; return nil }
 }
+
+// WithSource is the old name of WithCredentialSource.
+//
+// Deprecated: use WithCredentialSource; WithSource sets
+// Config.CredentialSource, not Config.Source.
+func WithSource(src credsource.Source) Option { return WithCredentialSource(src) }
 
 // WithAgentEndpoint sets the agent source's base URL, such as
 // "http://127.0.0.1:2773". A host that is not loopback is refused unless
@@ -253,12 +291,30 @@ func WithRefusedHold(d time.Duration) Option {
 	}
 }
 
-// WithSharedCache(false) gives the connector a source, a cache and a ledger
-// of its own (Config.Isolate); by default connectors on the same secret
-// with the same source settings share them.
-func WithSharedCache(share bool) Option {
-	return func(c *Config) error { c.Isolate = !share; return nil }
+// WithLoginTimeout sets Config.LoginTimeout, the bound of one login when
+// the caller's context has no deadline; it must be positive.
+func WithLoginTimeout(d time.Duration) Option {
+	return func(c *Config) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: loginTimeout must be positive, got %v", ErrInvalidDSN, d)
+		}
+		c.LoginTimeout = d
+		return nil
+	}
 }
+
+// WithIsolateCache(true) sets Config.IsolateCache: the connector gets a
+// source, a cache and a ledger of its own; by default (false) connectors on
+// the same secret with the same source settings share them.
+func WithIsolateCache(isolate bool) Option {
+	return func(c *Config) error { c.IsolateCache, c.Isolate = isolate, false; return nil }
+}
+
+// WithSharedCache is the old, inverted spelling of WithIsolateCache:
+// WithSharedCache(false) is WithIsolateCache(true).
+//
+// Deprecated: use WithIsolateCache.
+func WithSharedCache(share bool) Option { return WithIsolateCache(!share) }
 
 // ownParams are the DSN parameters rotatingmysql reads itself; every other
 // parameter goes to go-sql-driver/mysql.
@@ -274,21 +330,21 @@ var ownParams = map[string]func(c *Config, v string) error{
 		c.AgentEndpoint = v
 		return nil
 	},
+	"isolateCache": func(c *Config, v string) error {
+		b, err := parseBool(v)
+		c.IsolateCache = b
+		return err
+	},
+	// Deprecated spelling of isolateCache, inverted.
 	"sharedCache": func(c *Config, v string) error {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return fmt.Errorf("must be true or false, got %q", v)
-		}
-		c.Isolate = !b
-		return nil
+		b, err := parseBool(v)
+		c.IsolateCache = !b
+		return err
 	},
 	"allowRemoteAgent": func(c *Config, v string) error {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return fmt.Errorf("must be true or false, got %q", v)
-		}
+		b, err := parseBool(v)
 		c.AllowRemoteAgent = b
-		return nil
+		return err
 	},
 	"usernameKey": secretKey(func(k *credsource.Keys) *string { return &k.Username }),
 	"passwordKey": secretKey(func(k *credsource.Keys) *string { return &k.Password }),
@@ -296,12 +352,9 @@ var ownParams = map[string]func(c *Config, v string) error{
 	"portKey":     secretKey(func(k *credsource.Keys) *string { return &k.Port }),
 	"dbnameKey":   secretKey(func(k *credsource.Keys) *string { return &k.DBName }),
 	"allowInsecureIAM": func(c *Config, v string) error {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return fmt.Errorf("must be true or false, got %q", v)
-		}
+		b, err := parseBool(v)
 		c.AllowInsecureIAM = b
-		return nil
+		return err
 	},
 	"port": func(c *Config, v string) error {
 		p, err := strconv.Atoi(v)
@@ -321,6 +374,11 @@ var ownParams = map[string]func(c *Config, v string) error{
 		c.RefusedHold = d
 		return err
 	},
+	"loginTimeout": func(c *Config, v string) error {
+		d, err := parsePositiveDuration(v)
+		c.LoginTimeout = d
+		return err
+	},
 	"retryTimeout": func(c *Config, v string) error {
 		d, err := parsePositiveDuration(v)
 		c.Retry.Timeout = d
@@ -334,10 +392,141 @@ var ownParams = map[string]func(c *Config, v string) error{
 		c.Retry.MaxLogins = n
 		return nil
 	},
-	// Credentials come from the secret only.
-	"user":     rejectCredential,
-	"password": rejectCredential,
-	"passwd":   rejectCredential,
+}
+
+// refusedParams are names refused in any letter case, with the reason.
+// go-sql-driver/mysql sends a name it does not know to the server as
+// SET NAME = VALUE on every connection, in whatever case it is written:
+// ?PASSWORD=x would change the account's password.
+var refusedParams = map[string]string{
+	"user":     credentialsFromSecret,
+	"username": credentialsFromSecret,
+	"password": credentialsFromSecret,
+	"passwd":   credentialsFromSecret,
+	"net":      "the address comes from the secret (host= and port= override it); remove this parameter",
+	"addr":     "the address comes from the secret (host= and port= override it); remove this parameter",
+	// go-sql-driver/mysql panics on it.
+	"strict": "go-sql-driver/mysql removed strict mode; remove this parameter",
+}
+
+const credentialsFromSecret = "credentials come from the secret; remove this parameter"
+
+// mysqlParams are go-sql-driver/mysql's parameter names (v1.10), for the
+// suggestion when one is written in another letter case. A name missing
+// here still reaches go-sql-driver/mysql.
+var mysqlParams = []string{
+	"allowAllFiles", "allowCleartextPasswords", "allowFallbackToPlaintext",
+	"allowNativePasswords", "allowOldPasswords", "charset", "checkConnLiveness",
+	"clientFoundRows", "collation", "columnsWithAlias", "compress",
+	"connectionAttributes", "interpolateParams", "loc", "maxAllowedPacket",
+	"multiStatements", "parseTime", "readTimeout", "rejectReadOnly",
+	"serverPubKey", "timeTruncate", "timeout", "tls", "writeTimeout",
+}
+
+// checkPassedName checks a parameter name that is not one of rotatingmysql's
+// own before it goes to go-sql-driver/mysql, where an unknown name becomes
+// a session variable (SET NAME = VALUE on every connection). It refuses the
+// names listed in refusedParams in any case, one of rotatingmysql's or
+// go-sql-driver/mysql's names in another case, a near miss of one of
+// rotatingmysql's names (within edit distance 1 for a name of up to 4
+// letters, 2 otherwise, ignoring case), and a name that is not a plain
+// identifier (letters, digits, _), which no session variable has.
+func checkPassedName(name string) error {
+	lower := strings.ToLower(name)
+	if why, ok := refusedParams[lower]; ok {
+		return errors.New(why)
+	}
+	for _, p := range mysqlParams {
+		if p == name {
+			return nil
+		}
+	}
+	if own := ownName(lower); own != "" {
+		if strings.EqualFold(own, name) {
+			return fmt.Errorf("unknown parameter; did you mean %q? (parameter names are case-sensitive)", own)
+		}
+		return fmt.Errorf("unknown parameter; did you mean %q?", own)
+	}
+	for _, p := range mysqlParams {
+		if strings.EqualFold(p, name) {
+			return fmt.Errorf("unknown parameter; did you mean go-sql-driver/mysql's %q? (parameter names are case-sensitive)", p)
+		}
+	}
+	if !isIdentifier(name) {
+		return errors.New("not a parameter of rotatingmysql or go-sql-driver/mysql, nor a session variable name (letters, digits and _)")
+	}
+	return nil
+}
+
+// ownName returns the rotatingmysql parameter lower (a lowercased name)
+// is a near miss of, or "".
+func ownName(lower string) string {
+	best, bestDist := "", 3
+	for _, own := range sortedOwnParams {
+		limit := 2
+		if len(own) <= 4 {
+			limit = 1
+		}
+		if len(lower) > len(own)+limit || len(lower) < len(own)-limit {
+			continue // too far; and a long name costs no time
+		}
+		if d := editDistance(lower, strings.ToLower(own)); d <= limit && d < bestDist {
+			best, bestDist = own, d
+		}
+	}
+	return best
+}
+
+// sortedOwnParams lists ownParams in a fixed order, so that a suggestion
+// does not depend on map order.
+var sortedOwnParams = func() []string {
+	names := make([]string, 0, len(ownParams))
+	for n := range ownParams {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}()
+
+// editDistance is the number of single-byte edits (insert, delete,
+// substitute, swap two neighbours) that turn a into b: the optimal string
+// alignment distance.
+func editDistance(a, b string) int {
+	// d[i][j] is the distance between a[:i] and b[:j].
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(a)][len(b)]
+}
+
+// isIdentifier reports whether s is a plain SQL identifier.
+func isIdentifier(s string) bool {
+	if s == "" || s[0] >= '0' && s[0] <= '9' {
+		return false
+	}
+	for _, r := range s {
+		if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
 }
 
 // secretKey sets the JSON key of one secret field.
@@ -351,8 +540,12 @@ func secretKey(field func(*credsource.Keys) *string) func(c *Config, v string) e
 	}
 }
 
-func rejectCredential(*Config, string) error {
-	return fmt.Errorf("credentials come from the secret; remove this parameter")
+func parseBool(v string) (bool, error) {
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("must be true or false, got %q", v)
+	}
+	return b, nil
 }
 
 func parsePositiveDuration(v string) (time.Duration, error) {
@@ -363,60 +556,140 @@ func parsePositiveDuration(v string) (time.Duration, error) {
 	return d, nil
 }
 
+// errMySQLDSN is the error for a go-sql-driver/mysql DSN (or a URL with a
+// password) given to rotatingmysql. It never repeats the DSN, which holds a
+// password.
+var errMySQLDSN = fmt.Errorf("%w: this looks like a go-sql-driver/mysql DSN (USER:PASSWORD@NET(ADDR)/DBNAME) or a URL with a password; "+
+	"rotatingmysql takes SECRET_ID[?PARAMS]: the secret's ARN or name, with ?host=HOST&port=PORT&dbname=DBNAME "+
+	"to override the address the secret holds (e.g. arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME?host=db.example.com); "+
+	"the user and password come from the secret", ErrInvalidDSN)
+
+// looksLikeMySQLDSN reports whether dsn is written the way
+// go-sql-driver/mysql reads a DSN, with a password (USER:PASSWORD@...) or a
+// network address (tcp(HOST:PORT)/...), or as a URL with a password
+// (mysql://USER:PASSWORD@HOST/DB), instead of as a secret id. Secret names,
+// environment variable names and source=iam's USER@HOST[:PORT] hold
+// neither (names have no ':' or '(', and an ARN is never taken for one);
+// source=file's paths are checked for a network address only.
+func looksLikeMySQLDSN(dsn string) bool {
+	if strings.HasPrefix(dsn, "arn:") {
+		return false
+	}
+	id, query, _ := strings.Cut(dsn, "?")
+	// USER:PASSWORD@: a ':' in the secret id before the first '@' (which
+	// may follow a '?' in the password).
+	if colon := strings.IndexByte(id, ':'); colon >= 0 && strings.IndexByte(dsn, '@') > colon && !namesFileSource(query) {
+		return true
+	}
+	// go-sql-driver/mysql looks for its parameters after the last '/', so
+	// a password may hold a '?': try the DSN up to either.
+	for _, s := range []string{id, dsn} {
+		slash := strings.LastIndex(s, "/")
+		if slash < 0 {
+			continue
+		}
+		if q := strings.IndexByte(s[slash:], '?'); q >= 0 {
+			s = s[:slash+q] // without the parameters: go-sql-driver/mysql panics on some
+		}
+		mc, err := mysql.ParseDSN(s)
+		if err != nil {
+			continue
+		}
+		if mc.Passwd != "" {
+			return true
+		}
+		switch mc.Net {
+		case "tcp", "tcp4", "tcp6", "unix":
+			if strings.Contains(s[:slash], mc.Net+"(") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// namesFileSource reports whether the DSN parameters query choose
+// source=file (alone or in a list), whose secret id is a path that may
+// hold any character.
+func namesFileSource(query string) bool {
+	for _, kv := range strings.Split(query, "&") {
+		if v, ok := strings.CutPrefix(kv, "source="); ok && usesSource(v, "file") {
+			return true
+		}
+	}
+	return false
+}
+
 // ParseDSN parses SECRET_ID[?PARAMS]. SECRET_ID is a secret's ARN or name
 // (or, with source=env or source=file, a variable name or a path; with
 // source=iam, USER@HOST[:PORT][/DBNAME]).
 // rotatingmysql's own parameters are source, region, host, port, dbname,
-// ttl, retryTimeout, maxLoginAttempts, refusedHold, sharedCache,
+// ttl, retryTimeout, maxLoginAttempts, refusedHold, loginTimeout,
+// isolateCache (sharedCache is its deprecated, inverted spelling),
 // agentEndpoint, allowRemoteAgent, usernameKey, passwordKey, hostKey,
-// portKey, dbnameKey and allowInsecureIAM;
-// every other parameter is go-sql-driver/mysql's and is validated by it (a
-// name it does not know is a session variable set on connect).
+// portKey, dbnameKey and allowInsecureIAM; every other parameter is
+// go-sql-driver/mysql's and is validated by it (a name it does not know is
+// a session variable, set on every connection).
+//
+// ParseDSN refuses, naming the parameter: user, password, passwd, net and
+// addr in any letter case; a parameter of rotatingmysql or go-sql-driver
+// written in another case or misspelt by a letter or two ("did you mean");
+// a name given twice; a value go-sql-driver/mysql would not apply as
+// written (a '/' in a value: write %2F); and a go-sql-driver/mysql DSN
+// (USER:PASSWORD@tcp(HOST)/DB), without repeating it.
 func ParseDSN(dsn string) (*Config, error) {
+	if looksLikeMySQLDSN(dsn) {
+		return nil, errMySQLDSN
+	}
 	id, query, _ := strings.Cut(dsn, "?")
 	cfg := NewConfig(id)
-	var mysqlParams []string
-	seen := make(map[string]bool)
-	if query != "" {
-		for _, kv := range strings.Split(query, "&") {
-			if kv == "" {
-				continue
+	var passed []string
+	seen := make(map[string]string) // lowercased name: the name as written
+	for _, kv := range strings.Split(query, "&") {
+		if kv == "" {
+			continue
+		}
+		key, rawVal, hasValue := strings.Cut(kv, "=")
+		if !hasValue {
+			// go-sql-driver/mysql would skip it without a word.
+			return nil, fmt.Errorf("%w: parameter %q has no value (want NAME=VALUE)", ErrInvalidDSN, key)
+		}
+		// Two values for one parameter (source=env&source=file) would
+		// leave the choice to their order; MySQL's variable names ignore
+		// case.
+		lower := strings.ToLower(key)
+		if prev, dup := seen[lower]; dup {
+			if prev == key {
+				return nil, fmt.Errorf("%w: parameter %q is given more than once", ErrInvalidDSN, key)
 			}
-			rawKey, rawVal, _ := strings.Cut(kv, "=")
-			set, own := ownParams[rawKey]
-			if !own {
-				mysqlParams = append(mysqlParams, kv)
-				continue
+			return nil, fmt.Errorf("%w: parameters %q and %q name the same setting", ErrInvalidDSN, prev, key)
+		}
+		seen[lower] = key
+		set, own := ownParams[key]
+		if !own {
+			if err := checkPassedName(key); err != nil {
+				return nil, fmt.Errorf("%w: parameter %q: %w", ErrInvalidDSN, key, err)
 			}
-			// Two values for one parameter (source=env&source=file) would
-			// leave the choice to their order: refuse it.
-			if seen[rawKey] {
-				return nil, fmt.Errorf("%w: parameter %q is given more than once", ErrInvalidDSN, rawKey)
-			}
-			seen[rawKey] = true
-			val, err := url.QueryUnescape(rawVal)
-			if err != nil {
-				return nil, fmt.Errorf("%w: parameter %q: bad escaping", ErrInvalidDSN, rawKey)
-			}
-			if err := set(cfg, val); err != nil {
-				return nil, fmt.Errorf("%w: parameter %q: %w", ErrInvalidDSN, rawKey, err)
-			}
+			passed = append(passed, kv)
+			continue
+		}
+		val, err := url.QueryUnescape(rawVal)
+		if err != nil {
+			return nil, fmt.Errorf("%w: parameter %q: bad escaping", ErrInvalidDSN, key)
+		}
+		if err := set(cfg, val); err != nil {
+			return nil, fmt.Errorf("%w: parameter %q: %w", ErrInvalidDSN, key, err)
 		}
 	}
-	if len(mysqlParams) > 0 {
-		// The mysql driver validates its own parameters; the DSN given to it
-		// holds no address and no credentials.
-		mc, err := mysql.ParseDSN("/?" + strings.Join(mysqlParams, "&"))
+	if _, ok := seen["sharedcache"]; ok {
+		if _, ok := seen["isolatecache"]; ok {
+			return nil, fmt.Errorf("%w: sharedCache is the deprecated spelling of isolateCache: give isolateCache only", ErrInvalidDSN)
+		}
+	}
+	if len(passed) > 0 {
+		mc, err := parseMySQLParams(passed)
 		if err != nil {
-			// The mysql driver's errors do not always name the parameter
-			// ("time: missing unit in duration"): find it.
-			for _, kv := range mysqlParams {
-				if _, perr := mysql.ParseDSN("/?" + kv); perr != nil {
-					key, _, _ := strings.Cut(kv, "=")
-					return nil, fmt.Errorf("%w: parameter %q: %w", ErrInvalidDSN, key, perr)
-				}
-			}
-			return nil, fmt.Errorf("%w: %w", ErrInvalidDSN, err)
+			return nil, err
 		}
 		mc.Addr = ""
 		if mc.TLSConfig != "" {
@@ -431,6 +704,65 @@ func ParseDSN(dsn string) (*Config, error) {
 		return nil, err
 	}
 	return cfg, nil
+}
+
+// parseMySQLParams has go-sql-driver/mysql parse its parameters (NAME=VALUE
+// as written in the DSN), one at a time and then together, and checks that
+// each one is in effect in the result: no value can make a parameter
+// vanish (go-sql-driver/mysql splits a DSN at its last '/', so a value
+// holding "(...)/" would otherwise turn every parameter before it into an
+// address, tls=true included).
+func parseMySQLParams(kvs []string) (*mysql.Config, error) {
+	alone := make([][]string, len(kvs)) // each parameter's effect, as go-sql-driver/mysql formats it
+	for i, kv := range kvs {
+		key, _, _ := strings.Cut(kv, "=")
+		if strings.Contains(kv, "/") {
+			return nil, fmt.Errorf("%w: parameter %q: go-sql-driver/mysql cannot read a '/' in a value (it would drop the parameters before it); write it as %%2F", ErrInvalidDSN, key)
+		}
+		mc, err := parseMySQLQuery(kv)
+		if err != nil {
+			return nil, fmt.Errorf("%w: parameter %q: %w", ErrInvalidDSN, key, err)
+		}
+		alone[i] = formattedParams(mc)
+	}
+	mc, err := parseMySQLQuery(strings.Join(kvs, "&"))
+	if err != nil {
+		return nil, fmt.Errorf("%w: go-sql-driver/mysql parameters: %w", ErrInvalidDSN, err)
+	}
+	together := formattedParams(mc)
+	for i, kv := range kvs {
+		for _, p := range alone[i] {
+			if !slices.Contains(together, p) {
+				key, _, _ := strings.Cut(kv, "=")
+				return nil, fmt.Errorf("%w: parameter %q is not in effect once the other go-sql-driver/mysql parameters are applied", ErrInvalidDSN, key)
+			}
+		}
+	}
+	return mc, nil
+}
+
+// parseMySQLQuery parses query as the parameters of a go-sql-driver/mysql
+// DSN that has no user, address or database, and checks that it was read
+// that way.
+func parseMySQLQuery(query string) (*mysql.Config, error) {
+	mc, err := mysql.ParseDSN("/?" + query)
+	if err != nil {
+		return nil, err
+	}
+	if mc.User != "" || mc.Passwd != "" || mc.DBName != "" || mc.Net != "tcp" || mc.Addr != "127.0.0.1:3306" {
+		return nil, errors.New("go-sql-driver/mysql does not read it as a parameter")
+	}
+	return mc, nil
+}
+
+// formattedParams returns the parameters of mc's DSN as go-sql-driver/mysql
+// formats them (only those that differ from its defaults).
+func formattedParams(mc *mysql.Config) []string {
+	_, query, _ := strings.Cut(mc.FormatDSN(), "?")
+	if query == "" {
+		return nil
+	}
+	return strings.Split(query, "&")
 }
 
 // validate checks what can be checked without I/O.
@@ -459,15 +791,25 @@ func (c *Config) validate() error {
 	if c.RefusedHold <= 0 {
 		c.RefusedHold = DefaultRefusedHold
 	}
+	if c.LoginTimeout < 0 {
+		return fmt.Errorf("%w: loginTimeout must be positive, got %v", ErrInvalidDSN, c.LoginTimeout)
+	}
 	c.Retry = c.Retry.WithDefaults()
 	if err := c.Keys.Validate(); err != nil {
 		return fmt.Errorf("%w: secret keys: %w", ErrInvalidDSN, err)
 	}
-	if c.CredentialSource == nil && usesSource(c.Source, "iam") {
+	switch {
+	case c.CredentialSource == nil && usesSource(c.Source, "iam"):
 		if err := c.validateIAM(); err != nil {
 			return fmt.Errorf("%w: source=iam: %w", ErrInvalidDSN, err)
 		}
-	} else if c.AllowInsecureIAM {
+	case c.CredentialSource != nil && hasIAMSource(c.CredentialSource):
+		// The IAM rules hold however IAM is configured (WithSource, a
+		// chain holding an IAM source).
+		if err := c.checkIAMSource(); err != nil {
+			return fmt.Errorf("%w: IAM source: %w", ErrInvalidDSN, err)
+		}
+	case c.AllowInsecureIAM:
 		return fmt.Errorf("%w: allowInsecureIAM applies to source=iam only", ErrInvalidDSN)
 	}
 	if c.CredentialSource == nil {
@@ -517,8 +859,8 @@ func (c *Config) Format(f fmt.State, verb rune) {
 	if c.CredentialSource != nil {
 		src = fmt.Sprintf("%T", c.CredentialSource)
 	}
-	_, _ = fmt.Fprintf(f, "rotatingmysql.Config{SecretID:%q Source:%q Region:%q Host:%q Port:%d DBName:%q User:%q Keys:{%v} TTL:%v RefusedHold:%v Retry:%+v}",
-		c.SecretID, src, c.Region, c.Host, c.Port, c.DBName, c.User, c.Keys, c.TTL, c.RefusedHold, c.Retry)
+	_, _ = fmt.Fprintf(f, "rotatingmysql.Config{SecretID:%q Source:%q Region:%q Host:%q Port:%d DBName:%q User:%q Keys:{%v} TTL:%v RefusedHold:%v LoginTimeout:%v IsolateCache:%v Retry:%+v}",
+		c.SecretID, src, c.Region, c.Host, c.Port, c.DBName, c.User, c.Keys, c.TTL, c.RefusedHold, c.loginTimeout(), c.isolated(), c.Retry)
 }
 
 var _ fmt.Formatter = (*Config)(nil)

@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
 
 	"github.com/rotatingmysql/rotatingmysql/credsource"
 )
@@ -15,13 +18,41 @@ var ErrInvalidDSN = errors.New("rotatingmysql: invalid DSN")
 // ErrNoUsableCredentials is wrapped by ConnectError when every version the
 // sources offered had already been refused by the server and no new one
 // appeared before the deadline.
-var ErrNoUsableCredentials = errors.New("no version of the secret logged in")
+var ErrNoUsableCredentials = errors.New("rotatingmysql: no version of the secret logged in")
 
 // ErrRetryTimeout is the cause a ConnectError (or a fetch error) wraps when
 // the driver's own bound, retryTimeout, ended the wait while the caller's
 // context had not ended. errors.Is(err, context.DeadlineExceeded) is true
 // only when the caller's deadline passed.
 var ErrRetryTimeout = errors.New("retryTimeout reached")
+
+// ErrAccountLocked is the cause a ConnectError wraps when the server has
+// locked or blocked the account (MariaDB 4150/4151, MySQL 3118/3955, host
+// blocked 1129): the driver holds every login of the account until the
+// hold ends, then lets one connection probe it. errors.As on the
+// ConnectError finds the server's *mysql.MySQLError.
+var ErrAccountLocked = errors.New("rotatingmysql: the server has locked or blocked the account")
+
+// ErrLoginTimeout is wrapped by LoginTimeoutError.
+var ErrLoginTimeout = errors.New("rotatingmysql: loginTimeout reached")
+
+// LoginTimeoutError is returned when a login (TCP connect and handshake)
+// did not finish within loginTimeout and the caller's context had no
+// deadline of its own. Nothing is concluded about the password: the server
+// never answered.
+type LoginTimeoutError struct {
+	SecretID string
+	Addr     string // the server's host:port
+	Timeout  time.Duration
+}
+
+func (e *LoginTimeoutError) Error() string {
+	return fmt.Sprintf("rotatingmysql: secret %q: login to %s did not finish within loginTimeout %v (the server did not complete the handshake; an Aurora Serverless instance resuming from pause takes about 15 s)",
+		e.SecretID, e.Addr, e.Timeout)
+}
+
+// Unwrap returns ErrLoginTimeout.
+func (e *LoginTimeoutError) Unwrap() error { return ErrLoginTimeout }
 
 // Attempt is one login a Connect made, for ConnectError.
 type Attempt struct {
@@ -53,7 +84,16 @@ type ConnectError struct {
 
 func (e *ConnectError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "rotatingmysql: secret %q: login refused", e.SecretID)
+	var what string
+	switch {
+	case errors.Is(e.Cause, ErrAccountLocked):
+		what = "account locked or blocked by the server, no login tried until its hold ends"
+	case e.refused():
+		what = "login refused"
+	default:
+		what = "not logged in"
+	}
+	fmt.Fprintf(&b, "rotatingmysql: secret %q: %s", e.SecretID, what)
 	if len(e.Attempts) > 0 {
 		fmt.Fprintf(&b, " after %d attempt", len(e.Attempts))
 		if len(e.Attempts) > 1 {
@@ -84,6 +124,13 @@ func (e *ConnectError) Error() string {
 		fmt.Fprintf(&b, " (%s)", e.Hint)
 	}
 	return b.String()
+}
+
+// refused reports whether the server refused a login (1045) that the
+// error reports.
+func (e *ConnectError) refused() bool {
+	var me *mysql.MySQLError
+	return len(e.Attempts) > 0 || errors.As(e.Err, &me) && me.Number == 1045
 }
 
 // Unwrap returns the last server error and the cause, for errors.Is and

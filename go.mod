@@ -12,7 +12,6 @@ require (
 	github.com/cenkalti/backoff/v4 v4.3.0
 	github.com/go-sql-driver/mysql v1.10.1
 	go.uber.org/goleak v1.3.0
-	golang.org/x/sync v0.19.0
 	pgregory.net/rapid v1.3.0
 )
 

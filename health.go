@@ -40,7 +40,7 @@ type Health struct {
 	Step HealthStep
 	// Err is why that step failed: the source's error, a ConnectError
 	// (errors.As finds the server's *mysql.MySQLError), a network error,
-	// or the context's error.
+	// or the context's error. Its text is redacted (credsource.Redact).
 	Err error
 	// SecretID is the secret the connector reads.
 	SecretID string
@@ -94,7 +94,7 @@ func (c *Connector) HealthCheck(ctx context.Context) Health {
 	defer cancel()
 	h := Health{SecretID: c.cfg.SecretID}
 	fail := func(step HealthStep, err error) Health {
-		h.Step, h.Err, h.Took = step, err, time.Since(start)
+		h.Step, h.Err, h.Took = step, credsource.Redact(err), time.Since(start)
 		return h
 	}
 	if _, err := c.sh.cache.Get(ctx, credsource.Current); err != nil {

@@ -166,3 +166,65 @@ func (c *Config) loginHint() string {
 		"(a token expires %v after it is signed, by the server's clock)",
 		c.User, c.User, region, credsource.IAMTokenLifetime)
 }
+
+// checkIAMSource holds a Source the program gave (WithSource) to
+// source=iam's rules when it is, or a credsource.Chain holds, a
+// *credsource.IAM: verified TLS unless AllowInsecureIAM, a TTL shorter than
+// a token's life (the default TTL becomes DefaultIAMTokenTTL), and the
+// clear-text password the token is sent as. It does nothing for other
+// sources. validate calls it when CredentialSource is set, so that the rule
+// holds however IAM is configured: the DSN, NewIAMConfig or WithSource.
+func (c *Config) checkIAMSource() error {
+	if !hasIAMSource(c.CredentialSource) {
+		return nil
+	}
+	switch {
+	case c.TTL == 0 || c.TTL == credsource.DefaultTTL:
+		c.TTL = credsource.DefaultIAMTokenTTL
+	case c.TTL >= credsource.IAMTokenLifetime:
+		return fmt.Errorf("ttl=%v: a token is reused for the TTL, and RDS refuses it %v after it is signed; use less (default %v)", c.TTL, credsource.IAMTokenLifetime, credsource.DefaultIAMTokenTTL)
+	}
+	if c.MySQL == nil {
+		c.MySQL = mysql.NewConfig()
+	}
+	if !c.AllowInsecureIAM {
+		if why := insecureTLS(c.MySQL); why != "" {
+			return fmt.Errorf("the source signs IAM authentication tokens, and %s. %s", why, tlsHelp)
+		}
+	}
+	c.MySQL.AllowCleartextPasswords = true
+	return nil
+}
+
+// hasIAMSource reports whether src is, or a Chain holds, an IAM source.
+func hasIAMSource(src credsource.Source) bool {
+	switch s := src.(type) {
+	case *credsource.IAM:
+		return true
+	case *credsource.Chain:
+		for _, m := range s.Sources() {
+			if hasIAMSource(m) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// cleartextHelp replaces go-sql-driver's advice for a server that asks for a
+// clear-text password, which is to allow clear-text passwords whatever the
+// transport.
+const cleartextHelp = "rotatingmysql: the server asks for the password in clear text (the mysql_clear_password plugin, as RDS IAM authentication does), " +
+	"and rotatingmysql sends one only for RDS IAM authentication over verified TLS: for IAM, use source=iam (Go: NewIAMConfig, or a credsource.IAM source) " +
+	"with tls=... or WithTLSConfig; do not set allowCleartextPasswords, which would send the password to any server that asks, with or without TLS"
+
+// explainDialError replaces the text of go-sql-driver's ErrCleartextPassword,
+// which suggests allowCleartextPasswords=1, with ours; errors.Is still finds
+// mysql.ErrCleartextPassword. Other errors are returned as they are (a 1045
+// stays a bare *mysql.MySQLError).
+func explainDialError(err error) error {
+	if err != nil && errors.Is(err, mysql.ErrCleartextPassword) {
+		return credsource.WithText(cleartextHelp, err)
+	}
+	return err
+}

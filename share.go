@@ -1,10 +1,14 @@
 package rotatingmysql
 
 import (
+	"fmt"
 	"io"
 	"reflect"
 	"sync"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/go-sql-driver/mysql"
 
 	"github.com/rotatingmysql/rotatingmysql/credsource"
 	"github.com/rotatingmysql/rotatingmysql/internal/ledger"
@@ -12,24 +16,40 @@ import (
 
 // One cache per secret per process. Connectors whose fetches would be the
 // same share one credential source (one SDK client), one cache and, per
-// database address, one ledger of evidence: N pools on one secret cost one
-// fetch per stage, and a password refused to one pool is not dialed by the
-// others. The parts are reference-counted and closed with the last
-// connector that uses them.
+// server address and login settings, one ledger of evidence: N pools on
+// one secret cost one fetch per stage, and a password refused to one pool
+// is not dialed by the others that would send the same login. The parts are
+// reference-counted and closed with the last connector that uses them.
 //
 // The sharing key is everything that changes what a fetch returns or how it
 // is made: the source list, the secret id (with source=iam, the user, host,
 // port and database), the region, the JSON keys, the agent endpoint and
-// whether a remote agent is allowed, the TTL, and the identity of the
-// program's own objects (the aws.Config's credentials provider, HTTP client,
-// region and endpoint; a Secrets Manager client; a custom Source; the
-// logger). The ledger's key adds the DSN's host, port and dbname overrides
-// and the refused-password hold. The go-sql-driver/mysql settings (TLS,
-// timeouts, session variables) are each connector's own: every connector
-// dials with its own.
+// whether a remote agent is allowed, the TTL, the aws.Config's settings
+// (region, endpoint, retry mode and attempts, log mode, app id, defaults
+// mode) and the identity of the program's own objects (the aws.Config's
+// credentials provider and HTTP client; a Secrets Manager client; a custom
+// Source; the logger). A connector whose aws.Config carries middleware
+// (APIOptions), endpoint resolvers or a retryer, or whose objects cannot
+// be compared, keeps parts of its own: such settings cannot be compared,
+// so sharing could hand it another connector's client.
 //
-// Config.Isolate (DSN sharedCache=false) opts out: the connector gets parts
-// of its own.
+// The ledger's key adds the DSN's host and port overrides, the
+// refused-password hold and the login settings (TLS, auth plugin options):
+// a 1045 is evidence only for logins made the same way. The database is not
+// in it: pools on other databases of one account share the evidence. The
+// other go-sql-driver/mysql settings (timeouts, session variables) are each
+// connector's own.
+//
+// Across every ledger, isolated or not, the process keeps one account table
+// (accounts): trials and probes are claimed per server account, and a lock
+// error holds the account for all.
+//
+// Config.IsolateCache (DSN isolateCache=true) opts out of sharing the
+// source, cache and ledger; not out of the account table.
+
+// accounts is the process's account table: the failed-login budget is per
+// server account per process.
+var accounts = ledger.NewAccounts()
 
 // shared is a source and its cache, used by every connector with the same
 // fetch key.
@@ -46,9 +66,28 @@ type shared struct {
 // ledgerKey adds to the fetch key what changes the versions a fetch
 // resolves to (the DSN's address overrides) and the ledger's hold.
 type ledgerKey struct {
-	host, dbname string
-	port         int
-	hold         time.Duration
+	host  string
+	port  int
+	hold  time.Duration
+	login loginSettings
+}
+
+// loginSettings are the go-sql-driver/mysql settings that change how the
+// password is sent, and so whether the server accepts it.
+type loginSettings struct {
+	tls                                       string // the TLS config's name, or its identity
+	serverPubKey                              string
+	cleartext, native, old, plaintextFallback bool
+}
+
+func loginSettingsOf(mc *mysql.Config) loginSettings {
+	ls := loginSettings{tls: mc.TLSConfig, serverPubKey: mc.ServerPubKey,
+		cleartext: mc.AllowCleartextPasswords, native: mc.AllowNativePasswords,
+		old: mc.AllowOldPasswords, plaintextFallback: mc.AllowFallbackToPlaintext}
+	if mc.TLS != nil && ls.tls == "" {
+		ls.tls = fmt.Sprintf("%p", mc.TLS)
+	}
+	return ls
 }
 
 type sharedLedger struct {
@@ -65,7 +104,7 @@ var registry = struct {
 // the ledger for its addresses. The caller must release them.
 func acquire(cfg *Config) (*shared, *ledger.Ledger[*version], error) {
 	key, ok := cfg.shareKey()
-	ledKey := ledgerKey{host: cfg.Host, dbname: cfg.DBName, port: cfg.Port, hold: cfg.RefusedHold}
+	ledKey := ledgerKey{host: cfg.Host, port: cfg.Port, hold: cfg.RefusedHold, login: loginSettingsOf(cfg.MySQL)}
 	if !ok {
 		sh, err := newShared(cfg)
 		if err != nil {
@@ -110,11 +149,12 @@ func newShared(cfg *Config) (*shared, error) {
 }
 
 func newLedger(cfg *Config) *ledger.Ledger[*version] {
-	return ledger.New[*version](ledger.Options{Hold: cfg.RefusedHold, MaxHold: max(cfg.TTL, cfg.RefusedHold)})
+	return ledger.New[*version](ledger.Options{Hold: cfg.RefusedHold, MaxHold: max(cfg.TTL, cfg.RefusedHold),
+		Accounts: accounts, Group: fmt.Sprintf("%+v", loginSettingsOf(cfg.MySQL))})
 }
 
 // release drops one use of the parts and of the ledger l; the last use
-// closes the source.
+// closes the cache (ending its fetches) and the source.
 func (sh *shared) release(l *ledger.Ledger[*version]) error {
 	if sh.inRegistry {
 		registry.mu.Lock()
@@ -137,6 +177,7 @@ func (sh *shared) release(l *ledger.Ledger[*version]) error {
 	if !last {
 		return nil
 	}
+	sh.cache.Close()
 	if cl, ok := sh.src.(io.Closer); ok {
 		return cl.Close()
 	}
@@ -151,16 +192,26 @@ type fetchKey struct {
 	keys                                          credsource.Keys
 	allowRemoteAgent                              bool
 	ttl                                           time.Duration
-	awsRegion, awsEndpoint                        string
+	aws                                           awsKey
 	awsCredentials, awsHTTPClient                 any
 	smClient, customSource, logger                any
 }
 
+// awsKey is what an aws.Config sets that changes which client answers and
+// how, in comparable form.
+type awsKey struct {
+	region, endpoint, appID, defaultsMode string
+	retryMode                             aws.RetryMode
+	retryMaxAttempts                      int
+	logMode                               aws.ClientLogMode
+}
+
 // shareKey returns the key under which connectors share a source and a
-// cache; ok is false when the connector keeps its own (Isolate, or one of
-// the program's objects is of a type that cannot be compared).
+// cache; ok is false when the connector keeps its own (IsolateCache, an
+// aws.Config with settings that cannot be compared, or one of the program's
+// objects cannot be used as a map key).
 func (c *Config) shareKey() (k fetchKey, ok bool) {
-	if c.Isolate {
+	if c.isolated() {
 		return k, false
 	}
 	k = fetchKey{
@@ -169,15 +220,52 @@ func (c *Config) shareKey() (k fetchKey, ok bool) {
 		smClient: c.SecretsManagerClient, customSource: c.CredentialSource, logger: c.Logger,
 	}
 	if a := c.AWSConfig; a != nil {
-		k.awsRegion, k.awsCredentials, k.awsHTTPClient = a.Region, a.Credentials, a.HTTPClient
-		if a.BaseEndpoint != nil {
-			k.awsEndpoint = *a.BaseEndpoint
+		if len(a.APIOptions) > 0 || len(a.ServiceOptions) > 0 || a.Retryer != nil || !emptySlices(a.Interceptors) ||
+			a.EndpointResolver != nil || a.EndpointResolverWithOptions != nil { //nolint:staticcheck // a deprecated resolver still changes the endpoint
+			return fetchKey{}, false
 		}
+		k.aws = awsKey{region: a.Region, appID: a.AppID, defaultsMode: string(a.DefaultsMode),
+			retryMode: a.RetryMode, retryMaxAttempts: a.RetryMaxAttempts, logMode: a.ClientLogMode}
+		if a.BaseEndpoint != nil {
+			k.aws.endpoint = *a.BaseEndpoint
+		}
+		k.awsCredentials, k.awsHTTPClient = a.Credentials, a.HTTPClient
 	}
 	for _, v := range [...]any{k.awsCredentials, k.awsHTTPClient, k.smClient, k.customSource, k.logger} {
-		if v != nil && !reflect.TypeOf(v).Comparable() {
+		if !hashable(v) {
 			return fetchKey{}, false
 		}
 	}
 	return k, true
+}
+
+// emptySlices reports whether every field of the struct v is an empty
+// slice (an interceptor registry with nothing registered).
+func emptySlices(v any) bool {
+	rv := reflect.ValueOf(v)
+	for i := range rv.NumField() {
+		if f := rv.Field(i); f.Kind() == reflect.Slice && f.Len() > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// hashable reports whether v can be a map key: its type is comparable and
+// no func, map or slice hides in an interface inside it (reflect's
+// Comparable says yes for such a struct, and hashing it panics).
+func hashable(v any) (ok bool) {
+	if v == nil {
+		return true
+	}
+	if !reflect.TypeOf(v).Comparable() {
+		return false
+	}
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	_ = map[any]struct{}{v: {}}
+	return true
 }

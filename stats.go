@@ -50,7 +50,8 @@ type Stats struct {
 	// none any more.
 	CurrentStage credsource.Stage
 	// LastRefresh is when the latest fetch began; LastError the latest
-	// fetch error, nil once a fetch has succeeded since.
+	// fetch error, nil once a fetch has succeeded since. Its text is
+	// redacted (credsource.Redact); errors.As still finds the cause.
 	LastRefresh time.Time
 	LastError   error
 }
@@ -71,7 +72,7 @@ func (c *Connector) Stats() Stats {
 		PendingUsed:     c.pendingUsed.Load(),
 		GaveUp:          c.gaveUp.Load(),
 		LastRefresh:     cs.LastFetch,
-		LastError:       cs.LastError,
+		LastError:       credsource.Redact(cs.LastError),
 	}
 	if v, label, ok := c.ledger.LastAccepted(); ok {
 		s.CurrentVersionID, s.CurrentStage = v.secret.Load().VersionID, credsource.Stage(label)

@@ -75,13 +75,13 @@ func (c *Connector) RotationStatus(ctx context.Context) (RotationStatus, error) 
 	}
 	api, err := sm.API(ctx)
 	if err != nil {
-		return RotationStatus{}, fmt.Errorf("rotatingmysql: rotation status: %w", err)
+		return RotationStatus{}, credsource.Redact(fmt.Errorf("rotatingmysql: rotation status: %w", err))
 	}
 	ctx, cancel := context.WithTimeout(ctx, credsource.DefaultFetchTimeout)
 	defer cancel()
 	out, err := api.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(sm.SecretID)})
 	if err != nil {
-		return RotationStatus{}, fmt.Errorf("rotatingmysql: rotation status: describe secret %q: %w", sm.SecretID, err)
+		return RotationStatus{}, credsource.Redact(fmt.Errorf("rotatingmysql: rotation status: describe secret %q: %w", sm.SecretID, err))
 	}
 	st := RotationStatus{
 		ARN:             aws.ToString(out.ARN),

@@ -26,12 +26,7 @@ func TestSqlxThroughRotation(t *testing.T) {
 	db.SetMaxIdleConns(0) // every statement dials: each meets the rotation
 
 	ctx := context.Background()
-	if _, err := db.ExecContext(ctx, `CREATE TABLE items (
-		id BIGINT AUTO_INCREMENT PRIMARY KEY,
-		name VARCHAR(64) NOT NULL,
-		created_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6))`); err != nil {
-		t.Fatal(err)
-	}
+	createNamedTable(t, db, "items")
 	for _, name := range []string{"a", "b", "c"} {
 		if _, err := db.NamedExecContext(ctx, "INSERT INTO items (name) VALUES (:name)", Item{Name: name}); err != nil {
 			t.Fatal(err)

@@ -40,6 +40,12 @@ const (
 // PATH".
 var AgentTokenEnv = []string{"AWS_TOKEN", "AWS_SESSION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN"}
 
+// RemoteAgentTokenEnv lists the variables the token is read from for an
+// agent that is not on loopback (AllowRemote): AWS_TOKEN only, set for that
+// purpose. AWS_SESSION_TOKEN and AWS_CONTAINER_AUTHORIZATION_TOKEN are AWS
+// credentials of the process and never leave the host.
+var RemoteAgentTokenEnv = []string{"AWS_TOKEN"}
+
 // maxAgentBody bounds an answer of the agent; a secret is at most 64 KiB.
 const maxAgentBody = 1 << 20
 
@@ -189,9 +195,14 @@ type agentToken struct {
 	from  string // e.g. "AWS_TOKEN", "AWS_TOKEN (file:///run/token)", "file /var/run/awssmatoken"
 }
 
-// token finds the token the way the agent does.
-func (a *Agent) token() (agentToken, error) {
-	for _, name := range AgentTokenEnv {
+// token finds the token the way the agent does; for an agent off this host
+// (remote), only from AWS_TOKEN or the token file.
+func (a *Agent) token(remote bool) (agentToken, error) {
+	names := AgentTokenEnv
+	if remote {
+		names = RemoteAgentTokenEnv
+	}
+	for _, name := range names {
 		v, ok := os.LookupEnv(name)
 		if !ok || v == "" {
 			continue
@@ -205,6 +216,7 @@ func (a *Agent) token() (agentToken, error) {
 		if err != nil {
 			return agentToken{}, fmt.Errorf("agent source: token from %s: %w", from, err)
 		}
+		remember(tok)
 		return agentToken{value: tok, from: from}, nil
 	}
 	path := a.TokenFile
@@ -212,7 +224,12 @@ func (a *Agent) token() (agentToken, error) {
 		path = DefaultAgentTokenFile
 	}
 	if tok, err := readTokenFile(path); err == nil {
+		remember(tok)
 		return agentToken{value: tok, from: "file " + path}, nil
+	}
+	if remote {
+		return agentToken{}, fmt.Errorf("agent source: %w: no token for the agent at %s, which is not on this host: only AWS_TOKEN (a value file://PATH reads the token from PATH) or the token file %s is sent off the host; AWS_SESSION_TOKEN and AWS_CONTAINER_AUTHORIZATION_TOKEN are AWS credentials and never are",
+			ErrUnavailable, a.base, path)
 	}
 	return agentToken{}, fmt.Errorf("agent source: %w: no token for the Secrets Manager Agent or Lambda extension: set %s (the first set is used; a value file://PATH reads the token from PATH), or make %s readable",
 		ErrUnavailable, strings.Join(AgentTokenEnv, ", "), path)
@@ -246,16 +263,34 @@ func (a *Agent) Fetch(ctx context.Context, req Request) (*Secret, error) {
 	if err != nil {
 		return nil, err
 	}
-	tok, err := a.token()
+	tok, err := a.token(!isLoopbackURL(base))
 	if err != nil {
-		return nil, fmt.Errorf("secret %q stage %s: %w", a.SecretID, stage, err)
+		return nil, Redact(fmt.Errorf("secret %q stage %s: %w", a.SecretID, stage, err))
 	}
+	sec, err := a.fetch(ctx, base, stage, req.Refresh, tok)
+	if err != nil {
+		// The token is replaced wherever an answer or a transport error
+		// quotes it (a proxy echoing the request, say).
+		return nil, Redact(err, tok.value)
+	}
+	return sec, nil
+}
+
+// isLoopbackURL reports whether base (scheme://host:port) names a loopback
+// host.
+func isLoopbackURL(base string) bool {
+	u, err := url.Parse(base)
+	return err == nil && isLoopbackHost(u.Hostname())
+}
+
+// fetch asks the agent at base, with the token tok.
+func (a *Agent) fetch(ctx context.Context, base string, stage Stage, refresh bool, tok agentToken) (*Secret, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, DefaultFetchTimeout)
 		defer cancel()
 	}
-	refresh := req.Refresh && !a.noRefreshNow.Load()
+	refresh = refresh && !a.noRefreshNow.Load()
 	status, body, err := a.get(ctx, base, stage, refresh, tok.value)
 	if err == nil && refresh && status == http.StatusBadRequest && !isAWSError(body) {
 		// The agent refused the request itself, not the secret: the only
@@ -269,7 +304,7 @@ func (a *Agent) Fetch(ctx context.Context, req Request) (*Secret, error) {
 		return nil, a.transportError(ctx, stage, base, err)
 	}
 	if status != http.StatusOK {
-		return nil, newAgentError(a.SecretID, stage, base, status, body, tok.from)
+		return nil, newAgentError(a.SecretID, stage, base, status, body, tok)
 	}
 	if len(body) > maxAgentBody {
 		return nil, fmt.Errorf("secret %q stage %s: agent at %s: answer larger than %d bytes", a.SecretID, stage, base, maxAgentBody)
@@ -442,8 +477,11 @@ func (e *AgentError) Temporary() bool {
 	return e.StatusCode == http.StatusTooManyRequests || e.StatusCode >= 500
 }
 
-func newAgentError(id string, stage Stage, base string, status int, body []byte, tokenFrom string) *AgentError {
-	e := &AgentError{SecretID: id, Stage: stage, Endpoint: base, StatusCode: status, TokenFrom: tokenFrom}
+func newAgentError(id string, stage Stage, base string, status int, body []byte, tok agentToken) *AgentError {
+	e := &AgentError{SecretID: id, Stage: stage, Endpoint: base, StatusCode: status, TokenFrom: tok.from}
+	// The message is redacted before it is shortened, so that no part of
+	// the token survives a cut either.
+	shorten := func(s string) string { return shorten(redactText(s, nil, []string{tok.value})) }
 	var doc struct {
 		Type    string `json:"__type"`
 		Message string `json:"message"` // also matches "Message"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"math/rand/v2"
@@ -11,89 +12,165 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sync/singleflight"
+	"github.com/cenkalti/backoff/v4"
 )
 
 // Defaults of CacheOptions.
 const (
 	// DefaultTTL is how long a fetched version is served before the cache
-	// asks the source again. Rotation does not wait for it: a login failure
-	// forces a refresh at once.
+	// asks the source again (in the background: the version is served
+	// meanwhile). Rotation does not wait for it: a login failure forces a
+	// refresh at once.
 	DefaultTTL = 15 * time.Minute
 	// DefaultMinRefreshInterval bounds forced refreshes: one fetch per stage
 	// per interval, however many connections ask for it.
 	DefaultMinRefreshInterval = time.Second
-	// DefaultFetchTimeout bounds one fetch, SDK retries included.
+	// DefaultFetchTimeout is the least time a fetch is given, SDK retries
+	// included: the bound of a fetch that nobody waits for with a later
+	// deadline of its own (a background refresh, a caller without a
+	// deadline).
 	DefaultFetchTimeout = 10 * time.Second
 )
 
+// revalidateTries bounds the fetches of one background refresh: after that
+// many failures in a row the cached version is served for another TTL
+// before the next background refresh begins.
+const revalidateTries = 4
+
+// ErrSourceTimeout is what a fetch ends with when the source did not answer
+// within the cache's own bound (CacheOptions.FetchTimeout, or the latest
+// deadline among the callers waiting for it). It is not
+// context.DeadlineExceeded: only the caller's own context ending makes an
+// error wrap that.
+var ErrSourceTimeout = errors.New("rotatingmysql: the credential source did not answer in time")
+
+// sourceTimeout is ErrSourceTimeout with how long the source was given.
+type sourceTimeout struct{ after time.Duration }
+
+func (e *sourceTimeout) Error() string {
+	return fmt.Sprintf("rotatingmysql: the credential source did not answer within %v", e.after)
+}
+
+func (e *sourceTimeout) Unwrap() error { return ErrSourceTimeout }
+
+// errClosed answers callers of a closed cache, and ends its fetches.
+var errClosed = errors.New("rotatingmysql: credential cache closed")
+
+// errFlightDeadline is the cause that ends a fetch at its deadline.
+var errFlightDeadline = errors.New("fetch deadline")
+
 // CacheOptions tune a Cache. Zero values take the defaults above.
 type CacheOptions struct {
-	TTL                time.Duration
+	// TTL is how long a fetched version is served before a background
+	// refresh (drawn per fetch from [0.8*TTL, TTL]).
+	TTL time.Duration
+	// MinRefreshInterval bounds forced refreshes per stage, and is the
+	// first step of the backoff after failed fetches.
 	MinRefreshInterval time.Duration
-	FetchTimeout       time.Duration
+	// FetchTimeout is the least time a fetch is given; callers waiting
+	// with later deadlines extend it (see Cache).
+	FetchTimeout time.Duration
 	// Logger receives fetches and not-found answers (Debug), and failed
-	// fetches, served stale or not (Warn). Nil discards them.
+	// fetches, served stale or not (Warn for the first failure in a row,
+	// Debug for the next ones). Nil discards them.
 	Logger *slog.Logger
 	// Now is the clock the cache's decisions read (tests drive it); nil
-	// means time.Now. Waits still use real timers.
+	// means time.Now. Waits and fetch deadlines still use real timers.
 	Now func() time.Time
 }
 
 // Cache serves a Source's versions from memory. It is safe for concurrent
 // use:
 //
-//   - Get returns the version with a stage, fetching it when its TTL has
-//     run out. Each fetch draws its TTL uniformly from [0.8*TTL, TTL], so
-//     processes started together do not refresh together. When the cache
-//     holds a good version, Get waits for that fetch at most 1 s (and half
-//     of what remains of its context), then uses the version it holds: a
-//     slow source does not fail connections.
+//   - Stale-while-revalidate. Cached and Get return the good version they
+//     hold at once, also after its TTL: the first lookup after the TTL
+//     starts one background refresh of that stage, which replaces the
+//     version when it succeeds. Each fetch draws its TTL uniformly from
+//     [0.8*TTL, TTL], so processes started together do not refresh
+//     together. A failed background fetch is retried with jittered
+//     exponential backoff (from MinRefreshInterval, and not before the
+//     failure backoff below), at most 4 fetches in a row; then the version
+//     is served for another TTL before the next try. Only a cache with
+//     nothing good to serve makes Get wait for the source.
 //   - Refresh returns a version whose fetch began at or after a given time:
 //     a caller whose login failed at time t asks for news since t, and joins
 //     a fetch that is already under way rather than starting another.
-//   - At most one fetch per stage runs at a time (singleflight), and forced
-//     refreshes of a stage start at most once per MinRefreshInterval; after
-//     failed fetches, not before 1, 2, then 4 intervals after the last
-//     failure ended.
+//   - At most one fetch per stage runs at a time, whoever started it
+//     (callers, background refresh); forced refreshes of a stage start at
+//     most once per MinRefreshInterval; after failed fetches, not before 1,
+//     2, then 4 intervals after the last failure ended.
 //   - A failed fetch never erases a good version: for any error but
 //     ErrNotFound the last good version is served (stale) and the error is
-//     kept for Stats; a not-found answer is returned to the caller (it is an
-//     answer: AWSPENDING outside a rotation) and the version is kept for
-//     Cached and Peek.
+//     kept for Stats; a not-found answer is returned to Refresh callers (it
+//     is an answer: AWSPENDING outside a rotation) and the version is kept
+//     for Cached, Get and Peek.
 //   - With no good version to serve, a failed or not-found answer is
 //     repeated from memory only until MinRefreshInterval after it: a caller
 //     arriving later waits for the next fetch if its context allows, else
 //     gets that answer at once. An outage at start-up is not remembered.
 //     A malformed secret (SecretError) is remembered for the TTL.
 //
-// A fetch runs on its own context (bounded by FetchTimeout) so that a
-// waiter giving up does not cancel it for the others; each waiter still
-// returns as soon as its own context ends.
+// Deadlines. A fetch is shared by the callers waiting for it and runs on a
+// context of its own, so that a waiter giving up does not end it for the
+// others. It runs until the source answers, the cache is closed, or its
+// deadline: FetchTimeout after it began, or the latest bound among the
+// callers that joined it within that time, whichever is later (a caller's
+// bound is its context's deadline; without one, FetchTimeout from when it
+// began waiting). So a fetch outlives FetchTimeout only for a caller that
+// asked to wait longer, and a stream of callers cannot keep a lost request
+// alive. Each caller returns at its own bound: when its context ends, with
+// its context's error; without a deadline, after FetchTimeout, with an
+// error wrapping ErrSourceTimeout. A fetch ended by its deadline fails with
+// an error wrapping ErrSourceTimeout, never context.DeadlineExceeded; a
+// caller that joined it too late to extend it treats that as any failure.
+//
+// Close ends the fetches and background refreshes and waits for them.
 type Cache struct {
-	src    Source
-	opts   CacheOptions
-	log    *slog.Logger
-	now    func() time.Time
-	flight singleflight.Group
+	src  Source
+	opts CacheOptions
+	log  *slog.Logger
+	now  func() time.Time
+
+	ctx    context.Context // ends at Close; background refreshes wait on it
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // fetches and background refreshes under way
 
 	mu       sync.Mutex
+	closed   bool
 	entries  map[Stage]*entry
 	bySource map[string]uint64 // versions fetched, by Secret.Source
 
-	hits, misses, coalesced, stale, fetchErrs atomic.Uint64
+	hits, misses, coalesced, stale, fetchErrs, waited, revalidations atomic.Uint64
 }
 
+var _ io.Closer = (*Cache)(nil)
+
 type entry struct {
-	val       *Secret   // last good version; nil when none yet
-	err       error     // outcome of the last fetch, nil when it succeeded
-	started   time.Time // when the last finished fetch began; zero before any
-	expires   time.Time // started plus this fetch's jittered TTL
-	forcedAt  time.Time // when the last finished forced fetch (Refresh) began
-	ended     time.Time // when the last fetch ended
-	failures  int       // consecutive failed fetches (not-found answers are not failures)
-	fetches   uint64
-	lastError time.Time
+	val          *Secret   // last good version; nil when none yet
+	err          error     // outcome of the last fetch, nil when it succeeded
+	started      time.Time // when the last finished fetch began; zero before any
+	expires      time.Time // when val is due for a background refresh
+	forcedAt     time.Time // when the last finished forced fetch (Refresh) began
+	ended        time.Time // when the last fetch ended
+	failures     int       // consecutive failed fetches (not-found answers are not failures)
+	fetches      uint64
+	lastError    time.Time
+	fl           *flight // the fetch under way; nil when none
+	revalidating bool    // a background refresh is under way
+}
+
+// flight is one fetch of a stage, shared by every caller that waits for
+// it. Its fields other than done are guarded by Cache.mu; err and deadline
+// are final once done is closed.
+type flight struct {
+	done     chan struct{} // closed when the fetch has ended and its outcome is recorded
+	err      error         // the fetch's outcome
+	cancel   context.CancelCauseFunc
+	began    time.Time // real time
+	deadline time.Time // real time; only moves later
+	timer    *time.Timer
+	waiters  int  // callers that waited for it (Coalesced)
+	cut      bool // its deadline passed and it was cancelled
 }
 
 // answer is what the entry says to a caller: the good version, unless the
@@ -105,7 +182,7 @@ func (e *entry) answer() (*Secret, error) {
 	return e.val, nil
 }
 
-// NewCache returns a cache in front of src.
+// NewCache returns a cache in front of src. Close it when done with it.
 func NewCache(src Source, opts CacheOptions) *Cache {
 	if opts.TTL <= 0 {
 		opts.TTL = DefaultTTL
@@ -124,19 +201,45 @@ func NewCache(src Source, opts CacheOptions) *Cache {
 	if now == nil {
 		now = time.Now
 	}
-	return &Cache{src: src, opts: opts, log: log, now: now, entries: make(map[Stage]*entry, 2), bySource: make(map[string]uint64, 2)}
+	c := &Cache{src: src, opts: opts, log: log, now: now, entries: make(map[Stage]*entry, 2), bySource: make(map[string]uint64, 2)}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	return c
 }
 
 // Source returns the source the cache stands in front of.
 func (c *Cache) Source() Source { return c.src }
 
-// Cached returns the good version with the given stage while its TTL lasts,
-// without fetching and without waiting; ok is false when a fetch is needed.
+// Close ends the cache's fetches and background refreshes and waits for
+// them to return; callers waiting for a fetch get an error. Afterwards the
+// cache serves the versions it holds and fetches nothing: Get and Refresh
+// without a version to serve return an error. Close does not close the
+// source. It always returns nil; calling it again does nothing.
+func (c *Cache) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	for _, e := range c.entries {
+		if e.fl != nil {
+			e.fl.cancel(errClosed)
+		}
+	}
+	c.mu.Unlock()
+	c.cancel()
+	c.wg.Wait()
+	return nil
+}
+
+// Cached returns the good version with the given stage, without fetching
+// and without waiting; ok is false when there is none. When the version's
+// TTL has run out it is returned all the same, and a background refresh
+// of the stage begins unless one is under way.
 func (c *Cache) Cached(stage Stage) (s *Secret, ok bool) {
 	now := c.now()
 	c.mu.Lock()
-	if e := c.entries[stage]; e != nil && e.val != nil && now.Before(e.expires) {
+	if e := c.entries[stage]; e != nil && e.val != nil {
 		s = e.val
+		if !now.Before(e.expires) {
+			c.revalidateLocked(e, stage)
+		}
 	}
 	c.mu.Unlock()
 	if s != nil {
@@ -145,8 +248,9 @@ func (c *Cache) Cached(stage Stage) (s *Secret, ok bool) {
 	return s, s != nil
 }
 
-// Get returns the version with the given stage, from memory while its TTL
-// lasts.
+// Get returns the version with the given stage: the good version the cache
+// holds, at once (see Cached), or, when it holds none, the answer of a
+// fetch.
 func (c *Cache) Get(ctx context.Context, stage Stage) (*Secret, error) {
 	if s, ok := c.Cached(stage); ok {
 		return s, nil
@@ -182,19 +286,15 @@ func (c *Cache) Peek(stage Stage) *Secret {
 	return nil
 }
 
-// fresh reports whether e answers the request: for Get (force false),
-// while the TTL lasts; for a forced refresh, when its fetch began at or
-// after since, or a forced fetch began less than MinRefreshInterval ago.
+// fresh reports whether e answers a forced refresh: when its fetch began at
+// or after since, or a forced fetch began less than MinRefreshInterval ago.
 // Only forced fetches count against the interval: a TTL fetch that happened
 // to run just before a rotation finished must not hold back the refresh
 // that a 1045 calls for (that cost a second of backoff per connection in
 // BenchmarkRecovery/case=promoted). Called with c.mu held.
-func (c *Cache) fresh(e *entry, since, now time.Time, force bool) bool {
-	if e == nil || e.started.IsZero() {
+func (c *Cache) fresh(e *entry, since, now time.Time) bool {
+	if e.started.IsZero() {
 		return false
-	}
-	if !force {
-		return e.val != nil && now.Before(e.expires)
 	}
 	if !e.started.Before(since) {
 		return true
@@ -206,7 +306,17 @@ func (c *Cache) fresh(e *entry, since, now time.Time, force bool) bool {
 	// MinRefreshInterval after the failure ended): a throttled or failing
 	// service is not asked again at once by every connection's recovery,
 	// its client having already retried.
-	return e.failures > 0 && e.val != nil && now.Sub(e.ended) < c.opts.MinRefreshInterval<<min(e.failures-1, 2)
+	return e.val != nil && now.Before(c.failureBackoff(e))
+}
+
+// failureBackoff is when, after e's failed fetches in a row, the source may
+// be asked again: 1, 2, then 4 x MinRefreshInterval after the last failure
+// ended; zero without failures. Called with c.mu held.
+func (c *Cache) failureBackoff(e *entry) time.Time {
+	if e.failures == 0 {
+		return time.Time{}
+	}
+	return e.ended.Add(c.opts.MinRefreshInterval << min(e.failures-1, 2))
 }
 
 // retryAt is, for an entry with no good version, until when its last
@@ -222,27 +332,18 @@ func (c *Cache) retryAt(e *entry, force bool) time.Time {
 		return e.expires
 	}
 	if force && e.failures > 0 {
-		return e.ended.Add(c.opts.MinRefreshInterval << min(e.failures-1, 2))
+		return c.failureBackoff(e)
 	}
 	return e.ended.Add(c.opts.MinRefreshInterval)
 }
 
-// ttlRefreshWait bounds how long a caller holding an expired but good
-// version waits for its refresh (at most half of what remains of its
-// context) before using that version anyway: nothing says the password
-// changed (a 1045 forces a refresh, which does wait), so a slow source must
-// not fail connections.
-const ttlRefreshWait = time.Second
+// ttl draws a fetch's TTL from [0.8*TTL, TTL]: a fleet started together
+// spreads its refreshes over a fifth of the TTL instead of asking all at
+// once.
+func (c *Cache) ttl() time.Duration { return c.opts.TTL - rand.N(c.opts.TTL/5+1) }
 
-func refreshWait(ctx context.Context) time.Duration {
-	d := ttlRefreshWait
-	if dl, ok := ctx.Deadline(); ok {
-		d = min(d, time.Until(dl)/2)
-	}
-	return d
-}
-
-// sleepUntil waits until t by the cache's clock, or until ctx ends.
+// sleepUntil waits until t by the cache's clock, or until ctx ends or the
+// cache is closed.
 func (c *Cache) sleepUntil(ctx context.Context, t time.Time) error {
 	d := t.Sub(c.now())
 	if d <= 0 {
@@ -253,18 +354,35 @@ func (c *Cache) sleepUntil(ctx context.Context, t time.Time) error {
 	select {
 	case <-ctx.Done():
 		return context.Cause(ctx)
+	case <-c.ctx.Done():
+		return errClosed
 	case <-timer.C:
 		return nil
 	}
 }
 
 func (c *Cache) load(ctx context.Context, stage Stage, since time.Time, force, bypass bool) (*Secret, error) {
+	// This caller's bound: its deadline, or FetchTimeout from now.
+	bound, hasDeadline := ctx.Deadline()
+	if !hasDeadline {
+		bound = time.Now().Add(c.opts.FetchTimeout)
+	}
 	joined := false // a fetch has finished for this caller: its answer is final
+	counted := false
 	for {
 		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			return nil, errClosed
+		}
 		e := c.entries[stage]
+		if e == nil {
+			e = &entry{}
+			c.entries[stage] = e
+		}
 		now := c.now()
-		if e != nil && !e.started.IsZero() && e.val == nil && e.err != nil {
+		switch {
+		case !e.started.IsZero() && e.val == nil && e.err != nil:
 			// Nothing good to serve: the last answer stands only briefly.
 			retry := c.retryAt(e, force)
 			if joined || (force && (!e.started.Before(since) || now.Sub(e.forcedAt) < c.opts.MinRefreshInterval)) {
@@ -284,74 +402,214 @@ func (c *Cache) load(ctx context.Context, stage Stage, since time.Time, force, b
 				}
 				continue
 			}
-		} else if c.fresh(e, since, now, force) || (joined && e.val != nil) {
+		case !force && e.val != nil:
+			// Stale-while-revalidate: a good version is served at once.
+			s := e.val
+			if !now.Before(e.expires) {
+				c.revalidateLocked(e, stage)
+			}
+			c.mu.Unlock()
+			return s, nil
+		case force && c.fresh(e, since, now):
 			s, err := e.answer()
 			c.mu.Unlock()
 			return s, err
 		}
-		var stale *Secret // a TTL refresh's good version in hand
-		if !force && e != nil {
-			stale = e.val
-		}
+		f := c.join(ctx, e, stage, force, bypass, bound)
+		f.waiters++
 		c.mu.Unlock()
-
-		ch := c.flight.DoChan(string(stage), func() (any, error) {
-			c.fetch(context.WithoutCancel(ctx), stage, since, force, bypass)
-			return nil, nil
-		})
-		var slow <-chan time.Time
-		if stale != nil {
-			t := time.NewTimer(refreshWait(ctx))
-			defer t.Stop()
-			slow = t.C
+		if !counted {
+			counted = true
+			c.waited.Add(1)
 		}
-		select {
-		case <-ctx.Done():
-			return nil, context.Cause(ctx)
-		case <-slow:
-			c.log.LogAttrs(ctx, slog.LevelDebug, "rotatingmysql: secret refresh is slow, using the cached version meanwhile",
-				slog.String("secret", stale.ID), slog.String("stage", string(stage)), slog.String("version_id", stale.VersionID))
-			return stale, nil
-		case r := <-ch:
-			if r.Shared {
-				c.coalesced.Add(1)
-			}
+		if err := c.wait(ctx, f, bound, hasDeadline); err != nil {
+			return nil, err
 		}
 		// Loop: the fetch we joined may have begun before since; the next
-		// round either finds it fresh or starts one that is. A TTL fetch
-		// that failed with a good version in hand answers with that version.
-		joined = !force
+		// round either finds it fresh or starts one that is. A fetch cut
+		// short of this caller's bound (joined too late to extend it) is
+		// not its answer: the rules for a failure apply.
+		joined = !force && !(f.cut && bound.After(f.deadline))
 	}
 }
 
-// fetch asks the source and records the outcome. It runs once per flight.
-func (c *Cache) fetch(ctx context.Context, stage Stage, since time.Time, force, bypass bool) {
-	start := c.now()
-	c.mu.Lock()
-	e := c.entries[stage]
-	if e == nil {
-		e = &entry{}
-		c.entries[stage] = e
+// wait waits for f, or until the caller's bound: its context's end, or,
+// without a deadline, bound (FetchTimeout after it began waiting).
+func (c *Cache) wait(ctx context.Context, f *flight, bound time.Time, hasDeadline bool) error {
+	var expired <-chan time.Time
+	if !hasDeadline {
+		t := time.NewTimer(time.Until(bound))
+		defer t.Stop()
+		expired = t.C
 	}
-	if c.fresh(e, since, start, force) {
-		// A flight that finished just before this one began already answers.
-		c.mu.Unlock()
+	select {
+	case <-f.done:
+		if hasDeadline && errors.Is(f.err, ErrSourceTimeout) && !bound.After(f.deadline) {
+			// The fetch ran until this caller's own deadline, which has
+			// passed: the caller's context is ending at this moment, and
+			// its error says whose deadline it was.
+			t := time.NewTimer(time.Until(bound) + 100*time.Millisecond)
+			defer t.Stop()
+			select {
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			case <-t.C:
+			}
+		}
+		if errors.Is(f.err, errClosed) {
+			return errClosed
+		}
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-expired:
+		return &sourceTimeout{after: c.opts.FetchTimeout}
+	}
+}
+
+// join returns the fetch of stage under way, its deadline moved to bound
+// if that is later, or starts one. ctx gives the fetch its values (not its
+// cancellation). Called with c.mu held, the cache not closed.
+func (c *Cache) join(ctx context.Context, e *entry, stage Stage, force, bypass bool, bound time.Time) *flight {
+	if f := e.fl; f != nil {
+		// Only a caller joining within FetchTimeout extends the fetch: a
+		// stream of callers must not keep a lost request alive for ever.
+		if !f.cut && bound.After(f.deadline) && time.Since(f.began) < c.opts.FetchTimeout {
+			f.deadline = bound
+		}
+		return f
+	}
+	began := time.Now()
+	f := &flight{done: make(chan struct{}), began: began, deadline: began.Add(c.opts.FetchTimeout)}
+	if bound.After(f.deadline) {
+		f.deadline = bound
+	}
+	fctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	f.cancel = cancel
+	f.timer = time.AfterFunc(f.deadline.Sub(began), func() { c.expire(f) })
+	e.fl = f
+	c.wg.Add(1)
+	go c.fetch(fctx, f, e, stage, force, bypass)
+	return f
+}
+
+// expire ends f when its deadline has passed; a deadline moved later since
+// the timer was set sets a new timer.
+func (c *Cache) expire(f *flight) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	select {
+	case <-f.done:
+		return
+	default:
+	}
+	if d := time.Until(f.deadline); d > 0 {
+		f.timer = time.AfterFunc(d, func() { c.expire(f) })
 		return
 	}
-	c.mu.Unlock()
+	f.cut = true
+	f.cancel(errFlightDeadline)
+}
 
-	ctx, cancel := context.WithTimeout(ctx, c.opts.FetchTimeout)
+// revalidateLocked starts the background refresh of stage unless one is
+// under way or the cache is closed. Called with c.mu held.
+func (c *Cache) revalidateLocked(e *entry, stage Stage) {
+	if e.revalidating || c.closed {
+		return
+	}
+	e.revalidating = true
+	c.revalidations.Add(1)
+	c.wg.Add(1)
+	go c.revalidate(e, stage)
+}
+
+// revalidate is a background refresh of stage: fetches until one succeeds
+// or answers not found, with jittered exponential backoff between failures,
+// at most revalidateTries of them; after that many failures the version
+// held is served for another TTL.
+func (c *Cache) revalidate(e *entry, stage Stage) {
+	defer c.wg.Done()
+	b := backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(c.opts.MinRefreshInterval),
+		backoff.WithMultiplier(2),
+		backoff.WithMaxInterval(max(c.opts.MinRefreshInterval, c.opts.TTL)),
+		backoff.WithMaxElapsedTime(0),
+	)
+	gaveUp := true
+	for try := range revalidateTries {
+		c.mu.Lock()
+		// Not before the failure backoff that forced refreshes keep either:
+		// a failing service is not asked again at once.
+		wait := c.failureBackoff(e).Sub(c.now())
+		c.mu.Unlock()
+		if try > 0 {
+			wait = max(wait, b.NextBackOff())
+		}
+		if wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-c.ctx.Done():
+			case <-t.C:
+			}
+			t.Stop()
+		}
+		c.mu.Lock()
+		if c.closed || c.now().Before(e.expires) {
+			// Closed, or another fetch (a forced refresh) has answered.
+			c.mu.Unlock()
+			gaveUp = false
+			break
+		}
+		f := c.join(c.ctx, e, stage, false, false, time.Now().Add(c.opts.FetchTimeout))
+		c.mu.Unlock()
+		<-f.done // bounded by its deadline, and ended by Close
+		if f.err == nil || errors.Is(f.err, ErrNotFound) || errors.Is(f.err, errClosed) {
+			gaveUp = false
+			break
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e.revalidating = false
+	if gaveUp && !c.closed {
+		e.expires = c.now().Add(c.ttl())
+		c.log.LogAttrs(context.Background(), slog.LevelDebug, "rotatingmysql: background secret refresh gave up, serving the cached version for another TTL",
+			slog.String("stage", string(stage)), slog.Int("tries", revalidateTries), slog.Any("error", e.err))
+	}
+}
+
+// fetch asks the source, records the outcome and ends f. It runs once per
+// flight, in its own goroutine.
+func (c *Cache) fetch(ctx context.Context, f *flight, e *entry, stage Stage, force, bypass bool) {
+	defer c.wg.Done()
+	defer f.cancel(nil)
+	start := c.now()
 	val, err := c.src.Fetch(ctx, Request{Stage: stage, Refresh: bypass})
-	cancel()
 	end := c.now()
 	took := end.Sub(start)
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	defer func() {
+		f.timer.Stop()
+		f.err = err
+		e.fl = nil
+		if f.waiters > 1 {
+			c.coalesced.Add(uint64(f.waiters))
+		}
+		close(f.done)
+	}()
+	if err != nil && ctx.Err() != nil {
+		if errors.Is(context.Cause(ctx), errClosed) {
+			// Not an outcome: nothing is recorded.
+			err = errClosed
+			return
+		}
+		if f.cut {
+			err = &sourceTimeout{after: f.deadline.Sub(f.began).Round(time.Millisecond)}
+		}
+	}
 	e.started = start
-	// A TTL drawn from [0.8*TTL, TTL]: a fleet started together spreads its
-	// refreshes over a fifth of the TTL instead of asking all at once.
-	e.expires = start.Add(c.opts.TTL - rand.N(c.opts.TTL/5+1))
 	e.ended = end
 	if err == nil || errors.Is(err, ErrNotFound) {
 		e.failures = 0
@@ -363,6 +621,11 @@ func (c *Cache) fetch(ctx context.Context, stage Stage, since time.Time, force, 
 	}
 	e.fetches++
 	e.err = err
+	// A failed fetch with a good version in hand leaves the version due
+	// for a refresh: the background refresh goes on trying.
+	if err == nil || errors.Is(err, ErrNotFound) || e.val == nil {
+		e.expires = start.Add(c.ttl())
+	}
 	switch {
 	case err == nil:
 		e.val = val
@@ -383,23 +646,33 @@ func (c *Cache) fetch(ctx context.Context, stage Stage, since time.Time, force, 
 	default:
 		c.fetchErrs.Add(1)
 		e.lastError = start
+		// Warn once per failure streak: a background refresh retrying an
+		// outage, or recoveries backing off, do not repeat it.
+		level := slog.LevelWarn
+		if e.failures > 1 {
+			level = slog.LevelDebug
+		}
 		if e.val != nil {
 			c.stale.Add(1)
-			c.log.LogAttrs(ctx, slog.LevelWarn, "rotatingmysql: serving cached secret, fetch failed",
+			c.log.LogAttrs(ctx, level, "rotatingmysql: serving cached secret, fetch failed",
 				slog.String("secret", e.val.ID), slog.String("source", e.val.Source), slog.String("stage", string(stage)),
-				slog.String("version_id", e.val.VersionID), slog.Duration("latency", took), slog.Any("error", err))
+				slog.String("version_id", e.val.VersionID), slog.Duration("latency", took), slog.Any("error", err),
+				slog.Int("failures", e.failures))
 		} else {
-			c.log.LogAttrs(ctx, slog.LevelWarn, "rotatingmysql: secret fetch failed",
-				slog.String("stage", string(stage)), slog.Duration("latency", took), slog.Any("error", err))
+			c.log.LogAttrs(ctx, level, "rotatingmysql: secret fetch failed",
+				slog.String("stage", string(stage)), slog.Duration("latency", took), slog.Any("error", err),
+				slog.Int("failures", e.failures))
 		}
 	}
 }
 
 // CacheStats counts what a Cache has done since it was made.
 type CacheStats struct {
-	Hits        uint64            // Get calls served from memory
-	Misses      uint64            // Get calls that needed a fetch (TTL expired or first use)
+	Hits        uint64            // lookups (Cached, Get) served from memory, stale or not
+	Misses      uint64            // Get calls with nothing good to serve (first use, outage at start-up)
 	Coalesced   uint64            // waits that shared another caller's fetch
+	Waited      uint64            // Get, Refresh and RefreshThrough calls that waited for a fetch
+	Revalidated uint64            // background refreshes started (stale-while-revalidate), each up to 4 fetches
 	Fetches     map[Stage]uint64  // fetches made, by stage
 	BySource    map[string]uint64 // versions fetched, by the source that returned them (Secret.Source)
 	FetchErrors uint64            // fetches that failed (not counting not-found answers)
@@ -412,6 +685,7 @@ type CacheStats struct {
 func (c *Cache) Stats() CacheStats {
 	s := CacheStats{
 		Hits: c.hits.Load(), Misses: c.misses.Load(), Coalesced: c.coalesced.Load(),
+		Waited: c.waited.Load(), Revalidated: c.revalidations.Load(),
 		FetchErrors: c.fetchErrs.Load(), StaleServed: c.stale.Load(),
 		Fetches: make(map[Stage]uint64, 2),
 	}

@@ -8,27 +8,32 @@ import (
 )
 
 // TestCacheSlowTTLRefreshServesCached: when the TTL has expired and the
-// source is slower than the caller's deadline, the caller gets the version
-// it had rather than an error (nothing says the password changed); the
-// fetch goes on and its result is used once it arrives.
+// source is stuck, callers get the version they had at once, with or
+// without a deadline (nothing says the password changed): none waits for
+// the fetch, which goes on and whose result is used once it arrives.
 func TestCacheSlowTTLRefreshServesCached(t *testing.T) {
+	clock := newFakeClock()
 	src := newCountingSource()
-	c := NewCache(src, CacheOptions{TTL: 20 * time.Millisecond})
+	c := newTestCache(t, src, CacheOptions{TTL: 20 * time.Second, Now: clock.Now})
 	mustVersion(t, c, context.Background(), "v1")
-	src.delay = 1500 * time.Millisecond
+	release := src.hold()
+	defer release()
 	src.set(Current, 2, nil)
-	time.Sleep(30 * time.Millisecond)
+	clock.Add(30 * time.Second)
 	for range 5 {
-		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		mustVersion(t, c, ctx, "v1")
 		cancel()
 	}
-	// Without a deadline the wait is bounded too (ttlRefreshWait).
 	mustVersion(t, c, context.Background(), "v1")
-	time.Sleep(time.Second)
-	if s := c.Peek(Current); s == nil || s.VersionID != "v2" {
-		t.Fatalf("after the slow fetch the cache holds %v, want v2", s)
+	if st := c.Stats(); st.Waited != 1 {
+		t.Fatalf("%d calls waited for a fetch, want 1 (the first fill)", st.Waited)
 	}
+	release()
+	eventually(t, "the slow fetch has arrived", func() bool {
+		s := c.Peek(Current)
+		return s != nil && s.VersionID == "v2"
+	})
 	if n := src.calls.Load(); n != 2 {
 		t.Fatalf("%d fetches, want 2 (the slow one shared)", n)
 	}
@@ -40,7 +45,7 @@ func TestCacheSlowTTLRefreshServesCached(t *testing.T) {
 // when the failed fetch itself took longer than the interval.
 func TestCacheForcedRefreshBacksOffAfterFailure(t *testing.T) {
 	src := newCountingSource()
-	c := NewCache(src, CacheOptions{TTL: time.Hour, MinRefreshInterval: 300 * time.Millisecond})
+	c := newTestCache(t, src, CacheOptions{TTL: time.Hour, MinRefreshInterval: 300 * time.Millisecond})
 	ctx := context.Background()
 	mustVersion(t, c, ctx, "v1")
 	outage := errors.New("throttled")

@@ -16,8 +16,30 @@ type countingSource struct {
 	version map[Stage]int // version number served per stage; 0 = not found
 	err     error
 	delay   time.Duration
+	block   chan struct{} // when set, fetches wait until it is closed or their context ends
 	calls   atomic.Int64
 	forced  atomic.Int64
+
+	inflight, maxInflight atomic.Int64 // fetches under way, and the most at once
+	cancelled             atomic.Int64 // fetches that ended because their context did
+}
+
+// hold makes fetches wait until the returned release is called (or their
+// context ends).
+func (s *countingSource) hold() (release func()) {
+	ch := make(chan struct{})
+	s.mu.Lock()
+	s.block = ch
+	s.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			s.block = nil
+			s.mu.Unlock()
+			close(ch)
+		})
+	}
 }
 
 func newCountingSource() *countingSource {
@@ -35,10 +57,26 @@ func (s *countingSource) Fetch(ctx context.Context, req Request) (*Secret, error
 	if req.Refresh {
 		s.forced.Add(1)
 	}
+	n := s.inflight.Add(1)
+	defer s.inflight.Add(-1)
+	for m := s.maxInflight.Load(); n > m && !s.maxInflight.CompareAndSwap(m, n); m = s.maxInflight.Load() {
+	}
+	s.mu.Lock()
+	block := s.block
+	s.mu.Unlock()
+	if block != nil {
+		select {
+		case <-block:
+		case <-ctx.Done():
+			s.cancelled.Add(1)
+			return nil, fmt.Errorf("fake fetch: %w", ctx.Err())
+		}
+	}
 	if s.delay > 0 {
 		select {
 		case <-time.After(s.delay):
 		case <-ctx.Done():
+			s.cancelled.Add(1)
 			return nil, ctx.Err()
 		}
 	}
@@ -58,7 +96,7 @@ func (s *countingSource) Fetch(ctx context.Context, req Request) (*Secret, error
 func TestCacheGetCoalescesAndCaches(t *testing.T) {
 	src := newCountingSource()
 	src.delay = 20 * time.Millisecond
-	c := NewCache(src, CacheOptions{TTL: time.Hour})
+	c := newTestCache(t, src, CacheOptions{TTL: time.Hour})
 	var wg sync.WaitGroup
 	for range 100 {
 		wg.Add(1)
@@ -82,15 +120,26 @@ func TestCacheGetCoalescesAndCaches(t *testing.T) {
 	}
 }
 
+// TestCacheTTLExpiry: within the TTL no fetch; after it, the cached
+// version is still served while a background fetch brings the new one.
 func TestCacheTTLExpiry(t *testing.T) {
+	clock := newFakeClock()
 	src := newCountingSource()
-	c := NewCache(src, CacheOptions{TTL: 30 * time.Millisecond})
+	c := newTestCache(t, src, CacheOptions{TTL: 30 * time.Second, Now: clock.Now})
 	ctx := context.Background()
 	mustVersion(t, c, ctx, "v1")
 	src.set(Current, 2, nil)
+	clock.Add(20 * time.Second)
 	mustVersion(t, c, ctx, "v1")
-	time.Sleep(40 * time.Millisecond)
-	mustVersion(t, c, ctx, "v2")
+	if n := src.calls.Load(); n != 1 {
+		t.Fatalf("calls %d within the TTL, want 1", n)
+	}
+	clock.Add(10 * time.Second)
+	mustVersion(t, c, ctx, "v1") // stale, at once
+	eventually(t, "the background refresh is served", func() bool {
+		s, _ := c.Get(ctx, Current)
+		return s.VersionID == "v2"
+	})
 	if n := src.calls.Load(); n != 2 {
 		t.Fatalf("calls %d, want 2", n)
 	}
@@ -105,16 +154,18 @@ func mustVersion(t *testing.T, c *Cache, ctx context.Context, want string) {
 }
 
 func TestCacheServesStale(t *testing.T) {
+	clock := newFakeClock()
 	src := newCountingSource()
-	c := NewCache(src, CacheOptions{TTL: 10 * time.Millisecond, MinRefreshInterval: time.Millisecond})
+	c := newTestCache(t, src, CacheOptions{TTL: 10 * time.Second, MinRefreshInterval: time.Millisecond, Now: clock.Now})
 	ctx := context.Background()
 	mustVersion(t, c, ctx, "v1")
 	outage := errors.New("service unavailable")
 	src.set(Current, 1, outage)
-	time.Sleep(15 * time.Millisecond)
+	clock.Add(10 * time.Second)
 	mustVersion(t, c, ctx, "v1")
-	time.Sleep(2 * time.Millisecond)
-	if s, err := c.Refresh(ctx, Current, time.Now()); err != nil || s.VersionID != "v1" {
+	eventually(t, "the background refresh has failed", func() bool { return c.Stats().StaleServed >= 1 })
+	clock.Add(time.Second) // past the failure backoff
+	if s, err := c.Refresh(ctx, Current, clock.Now()); err != nil || s.VersionID != "v1" {
 		t.Fatalf("Refresh during outage = %v, %v; want stale v1", s, err)
 	}
 	st := c.Stats()
@@ -123,8 +174,8 @@ func TestCacheServesStale(t *testing.T) {
 	}
 	// Not found is an answer, not an outage: no stale value over it.
 	src.set(Current, 0, nil)
-	time.Sleep(2 * time.Millisecond)
-	if _, err := c.Refresh(ctx, Current, time.Now()); !errors.Is(err, ErrNotFound) {
+	clock.Add(time.Second)
+	if _, err := c.Refresh(ctx, Current, clock.Now()); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Refresh after deletion: %v, want ErrNotFound", err)
 	}
 }
@@ -133,7 +184,7 @@ func TestCacheNoValueReturnsError(t *testing.T) {
 	src := newCountingSource()
 	boom := errors.New("boom")
 	src.set(Current, 1, boom)
-	c := NewCache(src, CacheOptions{})
+	c := newTestCache(t, src, CacheOptions{})
 	if _, err := c.Get(context.Background(), Current); !errors.Is(err, boom) {
 		t.Fatalf("err %v, want boom", err)
 	}
@@ -142,7 +193,7 @@ func TestCacheNoValueReturnsError(t *testing.T) {
 func TestCacheRefreshSince(t *testing.T) {
 	src := newCountingSource()
 	src.delay = 30 * time.Millisecond
-	c := NewCache(src, CacheOptions{TTL: time.Hour, MinRefreshInterval: time.Millisecond})
+	c := newTestCache(t, src, CacheOptions{TTL: time.Hour, MinRefreshInterval: time.Millisecond})
 	ctx := context.Background()
 	mustVersion(t, c, ctx, "v1")
 	time.Sleep(2 * time.Millisecond)
@@ -176,7 +227,7 @@ func TestCacheRefreshSince(t *testing.T) {
 
 func TestCacheMinRefreshInterval(t *testing.T) {
 	src := newCountingSource()
-	c := NewCache(src, CacheOptions{TTL: time.Hour, MinRefreshInterval: time.Hour})
+	c := newTestCache(t, src, CacheOptions{TTL: time.Hour, MinRefreshInterval: time.Hour})
 	ctx := context.Background()
 	mustVersion(t, c, ctx, "v1")
 	for range 50 {
@@ -194,7 +245,7 @@ func TestCacheMinRefreshInterval(t *testing.T) {
 // MinRefreshInterval.
 func TestCacheRefreshAfterGetIsNotRateLimited(t *testing.T) {
 	src := newCountingSource()
-	c := NewCache(src, CacheOptions{TTL: time.Hour, MinRefreshInterval: time.Hour})
+	c := newTestCache(t, src, CacheOptions{TTL: time.Hour, MinRefreshInterval: time.Hour})
 	ctx := context.Background()
 	mustVersion(t, c, ctx, "v1")
 	src.set(Current, 2, nil) // the rotation finishes
@@ -214,19 +265,22 @@ func TestCacheRefreshAfterGetIsNotRateLimited(t *testing.T) {
 
 func TestCacheWaiterHonoursContext(t *testing.T) {
 	src := newCountingSource()
-	src.delay = 2 * time.Second
-	// The fetch outlives its waiter by design; its own timeout ends it soon
-	// after the test, for the goroutine leak check of TestMain.
-	c := NewCache(src, CacheOptions{FetchTimeout: 100 * time.Millisecond})
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-	defer cancel()
-	start := time.Now()
-	_, err := c.Get(ctx, Current)
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("err %v, want deadline exceeded", err)
+	release := src.hold()
+	defer release()
+	c := newTestCache(t, src, CacheOptions{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Get(ctx, Current)
+		done <- err
+	}()
+	eventually(t, "the fetch is under way", func() bool { return src.inflight.Load() == 1 })
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("err %v, want context.Canceled", err)
 	}
-	if time.Since(start) > time.Second {
-		t.Fatalf("waiter did not return at its deadline")
+	if n := src.cancelled.Load(); n != 0 {
+		t.Fatalf("the waiter's cancel ended the shared fetch")
 	}
 }
 
@@ -249,33 +303,36 @@ func TestChainFallsThroughOnlyWhenUnavailable(t *testing.T) {
 
 // TestCacheTTLJitter: each fetch draws its TTL from [0.8*TTL, TTL], so
 // processes started together do not refresh together. 200 caches filled at
-// the same instant of a driven clock: all still cached just before 0.8*TTL,
-// none after TTL, and at 0.9*TTL some have expired and some not.
+// the same instant of a driven clock: none refreshing just before 0.8*TTL,
+// all by TTL, and at 0.9*TTL some and not others.
 func TestCacheTTLJitter(t *testing.T) {
 	const ttl = 100 * time.Second
-	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
-	clock := func() time.Time { return now }
+	clock := newFakeClock()
+	start := clock.Now()
 	caches := make([]*Cache, 200)
 	for i := range caches {
-		caches[i] = NewCache(newCountingSource(), CacheOptions{TTL: ttl, Now: clock})
+		caches[i] = newTestCache(t, newCountingSource(), CacheOptions{TTL: ttl, Now: clock.Now})
 		mustVersion(t, caches[i], context.Background(), "v1")
 	}
-	cached := func(at time.Duration) (n int) {
-		now = time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC).Add(at)
+	refreshing := func(at time.Duration) (n int) {
+		clock.Add(start.Add(at).Sub(clock.Now()))
 		for _, c := range caches {
-			if _, ok := c.Cached(Current); ok {
+			if _, ok := c.Cached(Current); !ok {
+				t.Fatal("Cached without the version")
+			}
+			if c.Stats().Revalidated > 0 {
 				n++
 			}
 		}
 		return n
 	}
-	if n := cached(80*time.Second - time.Millisecond); n != len(caches) {
-		t.Errorf("just before 0.8*TTL: %d of %d cached, want all", n, len(caches))
+	if n := refreshing(80*time.Second - time.Millisecond); n != 0 {
+		t.Errorf("just before 0.8*TTL: %d of %d refreshing, want none", n, len(caches))
 	}
-	if n := cached(90 * time.Second); n == 0 || n == len(caches) {
-		t.Errorf("at 0.9*TTL: %d of %d cached, want some but not all (the TTLs are not spread)", n, len(caches))
+	if n := refreshing(90 * time.Second); n == 0 || n == len(caches) {
+		t.Errorf("at 0.9*TTL: %d of %d refreshing, want some but not all (the TTLs are not spread)", n, len(caches))
 	}
-	if n := cached(ttl + time.Millisecond); n != 0 {
-		t.Errorf("after TTL: %d of %d still cached, want none", n, len(caches))
+	if n := refreshing(ttl); n != len(caches) {
+		t.Errorf("at TTL: %d of %d refreshing, want all", n, len(caches))
 	}
 }

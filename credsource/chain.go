@@ -20,6 +20,9 @@ var _ Source = (*Chain)(nil)
 // NewChain returns a chain of the given sources, tried in order.
 func NewChain(sources ...Source) *Chain { return &Chain{sources: sources} }
 
+// Sources returns the chain's sources, in order (a copy).
+func (c *Chain) Sources() []Source { return append([]Source(nil), c.sources...) }
+
 // String names the chain's members, e.g. "agent,secretsmanager".
 func (c *Chain) String() string {
 	names := make([]string, len(c.sources))

@@ -42,7 +42,7 @@ func (e *Env) Fetch(_ context.Context, req Request) (*Secret, error) {
 	}
 	creds, err := e.Keys.Parse(e.Name, "", []byte(v))
 	if err != nil {
-		return nil, fmt.Errorf("environment variable %s: %w", e.Name, err)
+		return nil, Redact(fmt.Errorf("environment variable %s: %w", e.Name, err))
 	}
 	return &Secret{ID: e.Name, Source: "env", Creds: creds}, nil
 }

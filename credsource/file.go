@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"syscall"
 )
 
 // maxSecretFile bounds a secret file; a secret is at most 64 KiB.
@@ -41,20 +43,27 @@ func (f *File) Fetch(_ context.Context, req Request) (*Secret, error) {
 	}
 	doc, err := readSecretFile(f.Path)
 	if err != nil {
-		return nil, err
+		return nil, Redact(err)
 	}
 	creds, err := f.Keys.Parse(f.Path, "", doc)
 	if err != nil {
-		return nil, fmt.Errorf("secret file (half-written or not the RDS JSON format?): %w", err)
+		return nil, Redact(fmt.Errorf("secret file (half-written or not the RDS JSON format?): %w", err))
 	}
 	sec := &Secret{ID: f.Path, Source: "file", Creds: creds}
 	return sec, nil
 }
 
-// readSecretFile reads the whole file, refusing directories and files
-// larger than a secret can be.
+// readSecretFile reads the whole file, refusing directories, anything else
+// that is not a regular file (a FIFO, whose open and read would wait for a
+// writer for ever; a device) and files larger than a secret can be.
 func readSecretFile(path string) ([]byte, error) {
-	fh, err := os.Open(path)
+	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
+		return nil, notRegular(path, st.Mode())
+	}
+	// O_NONBLOCK: should the path become a FIFO after the Stat above, the
+	// open returns at once instead of waiting for a writer, and the check
+	// below refuses it. A regular file reads as usual.
+	fh, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("secret file: %w (source=file reads the secret JSON from the path the DSN names)", err)
 	}
@@ -63,8 +72,8 @@ func readSecretFile(path string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("secret file: %w", err)
 	}
-	if st.IsDir() {
-		return nil, fmt.Errorf("secret file %s is a directory, not a file", path)
+	if !st.Mode().IsRegular() {
+		return nil, notRegular(path, st.Mode())
 	}
 	doc, err := io.ReadAll(io.LimitReader(fh, maxSecretFile+1))
 	if err != nil {
@@ -74,4 +83,20 @@ func readSecretFile(path string) ([]byte, error) {
 		return nil, fmt.Errorf("secret file %s is larger than %d bytes: not a secret", path, maxSecretFile)
 	}
 	return doc, nil
+}
+
+// notRegular is the error for a secret file that is not a regular file.
+func notRegular(path string, mode fs.FileMode) error {
+	what := "not a regular file"
+	switch {
+	case mode.IsDir():
+		what = "a directory, not a file"
+	case mode&fs.ModeNamedPipe != 0:
+		what = "a named pipe (FIFO), not a regular file: reading it could wait for ever"
+	case mode&fs.ModeDevice != 0:
+		what = "a device, not a regular file"
+	case mode&fs.ModeSocket != 0:
+		what = "a socket, not a regular file"
+	}
+	return fmt.Errorf("secret file %s is %s", path, what)
 }

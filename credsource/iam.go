@@ -125,7 +125,7 @@ func (s *IAM) provider(ctx context.Context) (aws.CredentialsProvider, string, er
 	} else {
 		var err error
 		if cfg, err = config.LoadDefaultConfig(ctx); err != nil {
-			return nil, "", fmt.Errorf("IAM token for %s: load AWS configuration: %w", s.Endpoint(), err)
+			return nil, "", Redact(fmt.Errorf("IAM token for %s: load AWS configuration: %w", s.Endpoint(), err))
 		}
 	}
 	region := s.Region
@@ -136,7 +136,7 @@ func (s *IAM) provider(ctx context.Context) (aws.CredentialsProvider, string, er
 		region = cfg.Region
 	}
 	if region == "" {
-		return nil, "", fmt.Errorf("IAM token for %s: no AWS region: %s is not an RDS endpoint name, so add region=... to the DSN or set AWS_REGION", s.Endpoint(), s.Host)
+		return nil, "", fmt.Errorf("IAM token for %s: %w: %s is not an RDS endpoint name, so set AWS_REGION or region= in the DSN (Go: Config.Region)", s.Endpoint(), ErrNoRegion, s.Host)
 	}
 	if cfg.Credentials == nil {
 		return nil, "", fmt.Errorf("IAM token for %s: %w: the AWS configuration has no credentials provider", s.Endpoint(), ErrIAMCredentials)
@@ -159,21 +159,28 @@ func (s *IAM) Fetch(ctx context.Context, req Request) (*Secret, error) {
 	}
 	// BuildAuthToken's only fallible steps are the provider and the
 	// endpoint, checked above; the provider's error is wrapped so that the
-	// cause (no role, expired SSO session) shows. It carries no secret key:
-	// providers fail before they hold one.
+	// cause (no role, expired SSO session) shows. It may quote keys (a
+	// credential_process whose output the SDK could not parse quotes all
+	// of it), so its text is redacted.
 	ac, err := creds.Retrieve(ctx)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("IAM token for %s: %w: %w", s.Endpoint(), ErrIAMCredentials, ctx.Err())
+		what := "IAM token for " + s.Endpoint()
+		switch {
+		case ctx.Err() != nil:
+			return nil, fmt.Errorf("%s: %w: %w", what, ErrIAMCredentials, ctx.Err())
+		case noCredentials(err):
+			return nil, Redact(&also{err: noCredentialsError(what, err), sentinel: ErrIAMCredentials})
 		}
-		return nil, fmt.Errorf("IAM token for %s: %w: %w", s.Endpoint(), ErrIAMCredentials, err)
+		return nil, Redact(fmt.Errorf("%s: %w: %w", what, ErrIAMCredentials, err))
 	}
+	remember(ac.SecretAccessKey, ac.SessionToken)
 	signed := time.Now()
 	retrieved := aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) { return ac, nil })
 	tok, err := auth.BuildAuthToken(ctx, net.JoinHostPort(s.Host, strconv.Itoa(s.Port)), region, s.User, retrieved)
 	if err != nil {
-		return nil, fmt.Errorf("IAM token for %s: sign: %w", s.Endpoint(), err)
+		return nil, Redact(fmt.Errorf("IAM token for %s: sign: %w", s.Endpoint(), err), ac.SecretAccessKey, ac.SessionToken)
 	}
+	remember(tok)
 	n := s.seq.Add(1)
 	return &Secret{
 		ID:          s.Endpoint(),

@@ -63,11 +63,16 @@ func (k Keys) WithDefaults() Keys {
 	return k
 }
 
+// EngineKey is the JSON key the engine is read from; no configured key may
+// be it.
+const EngineKey = "engine"
+
 // Validate reports two fields read from one key, which would make one of
-// them hold the other's value.
+// them hold the other's value, and a key that is the fixed "engine" key
+// (passwordKey=engine would copy the password into Engine).
 func (k Keys) Validate() error {
 	k = k.WithDefaults()
-	seen := make(map[string]string, 5)
+	seen := map[string]string{EngineKey: "engine"}
 	for _, f := range []struct{ name, key string }{
 		{"username", k.Username}, {"password", k.Password}, {"host", k.Host}, {"port", k.Port}, {"dbname", k.DBName},
 	} {
@@ -94,6 +99,9 @@ func ParseCredentials(secretID, versionID string, doc []byte) (Credentials, erro
 // RDS keys for the empty ones); see ParseCredentials. Errors name the key
 // the secret lacks, as configured ("DB_USER"), never a value.
 func (k Keys) Parse(secretID, versionID string, doc []byte) (Credentials, error) {
+	if err := k.Validate(); err != nil {
+		return Credentials{}, &SecretError{SecretID: secretID, VersionID: versionID, Reason: "keys misconfigured: " + err.Error()}
+	}
 	custom := k.custom()
 	k = k.WithDefaults()
 	shape := "the RDS JSON format ({\"username\":...,\"password\":...})"
@@ -129,7 +137,7 @@ func (k Keys) Parse(secretID, versionID string, doc []byte) (Credentials, error)
 	for _, f := range []struct {
 		name string
 		dst  *string
-	}{{"engine", &c.Engine}, {k.Host, &c.Host}, {k.Username, &c.Username}, {k.Password, &c.Password}, {k.DBName, &c.DBName}} {
+	}{{EngineKey, &c.Engine}, {k.Host, &c.Host}, {k.Username, &c.Username}, {k.Password, &c.Password}, {k.DBName, &c.DBName}} {
 		if err := str(f.name, f.dst); err != nil {
 			return Credentials{}, err
 		}
@@ -154,6 +162,7 @@ func (k Keys) Parse(secretID, versionID string, doc []byte) (Credentials, error)
 		}
 		c.Port = port
 	}
+	remember(c.Password)
 	return c, nil
 }
 

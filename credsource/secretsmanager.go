@@ -14,7 +14,6 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
@@ -56,6 +55,7 @@ type SecretsManager struct {
 	// own is the transport of the HTTP client the source made; nil when
 	// the caller gave the client or the HTTPClient.
 	own    *http.Transport
+	region string // the client's region, for errors
 	closed atomic.Bool
 }
 
@@ -85,7 +85,7 @@ func (s *SecretsManager) API(ctx context.Context) (SecretsManagerAPI, error) {
 	} else {
 		var err error
 		if cfg, err = config.LoadDefaultConfig(ctx); err != nil {
-			return nil, fmt.Errorf("secret %q: load AWS configuration: %w", s.SecretID, err)
+			return nil, Redact(fmt.Errorf("secret %q: load AWS configuration: %w", s.SecretID, err))
 		}
 		// Given no HTTP client, LoadDefaultConfig made one (with
 		// AWS_CA_BUNDLE applied, if set): the source's own.
@@ -101,8 +101,9 @@ func (s *SecretsManager) API(ctx context.Context) (SecretsManagerAPI, error) {
 		cfg.Region = region
 	}
 	if cfg.Region == "" {
-		return nil, fmt.Errorf("secret %q: no AWS region: give the secret's full ARN, set AWS_REGION, or add region=... to the DSN", s.SecretID)
+		return nil, fmt.Errorf("secret %q: %w: %s", s.SecretID, ErrNoRegion, noRegionFix)
 	}
+	s.region = cfg.Region
 	if made {
 		s.own, cfg.HTTPClient = ownHTTPClient(cfg.HTTPClient)
 	}
@@ -168,7 +169,7 @@ func (s *SecretsManager) Fetch(ctx context.Context, req Request) (*Secret, error
 		s.closeIdle()
 	}
 	if err != nil {
-		return nil, classifyAPIError(s.SecretID, stage, err)
+		return nil, classifyAPIError(s.SecretID, stage, s.clientRegion(), err)
 	}
 	sec := &Secret{
 		ID:        s.SecretID,
@@ -195,17 +196,27 @@ func (s *SecretsManager) Fetch(ctx context.Context, req Request) (*Secret, error
 	return sec, nil
 }
 
-// classifyAPIError wraps the SDK's error with the sentinel a caller branches
-// on, keeping the SDK error reachable with errors.As.
-func classifyAPIError(id string, stage Stage, err error) error {
-	var nf *types.ResourceNotFoundException
-	var send *smithyhttp.RequestSendError
-	switch {
-	case errors.As(err, &nf):
-		return fmt.Errorf("secret %q stage %s: %w: %w", id, stage, ErrNotFound, err)
-	case errors.As(err, &send):
-		return fmt.Errorf("secret %q stage %s: %w: %w", id, stage, ErrUnavailable, err)
-	default:
-		return fmt.Errorf("secret %q stage %s: %w", id, stage, err)
+// clientRegion is the region the source's client asks, for errors.
+func (s *SecretsManager) clientRegion() string {
+	if c, ok := s.Client.(*secretsmanager.Client); ok {
+		return c.Options().Region
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.region
+}
+
+// classifyAPIError wraps the SDK's error with the sentinel a caller branches
+// on and, for the errors with a known fix, says what to fix first, keeping
+// the SDK error reachable with errors.As. Its text is redacted: a
+// credential provider's error may quote keys.
+func classifyAPIError(id string, stage Stage, region string, err error) error {
+	var send *smithyhttp.RequestSendError
+	if h := apiErrorHint(id, stage, region, err); h != nil {
+		return Redact(h)
+	}
+	if errors.As(err, &send) {
+		return Redact(fmt.Errorf("secret %q stage %s: %w: %w", id, stage, ErrUnavailable, err))
+	}
+	return Redact(fmt.Errorf("secret %q stage %s: %w", id, stage, err))
 }

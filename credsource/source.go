@@ -101,10 +101,26 @@ type Credentials struct {
 	DBName   string
 }
 
-// String returns the credentials without the password.
+// String returns the credentials without the password. The engine is
+// printed only when it is a known engine name: a secret read with custom
+// keys could hold anything under "engine".
 func (c Credentials) String() string {
+	engine := c.Engine
+	if engine != "" && !KnownEngine(engine) {
+		engine = "[not shown]"
+	}
 	return fmt.Sprintf("{Engine:%s Host:%s Port:%d Username:%s Password:[redacted] DBName:%s}",
-		c.Engine, c.Host, c.Port, c.Username, c.DBName)
+		engine, c.Host, c.Port, c.Username, c.DBName)
+}
+
+// KnownEngine reports whether engine is an engine name RDS secrets carry
+// for MySQL-compatible databases.
+func KnownEngine(engine string) bool {
+	switch engine {
+	case "mysql", "mariadb", "aurora", "aurora-mysql":
+		return true
+	}
+	return false
 }
 
 // GoString is String, so %#v redacts too.

@@ -179,8 +179,9 @@ func (a *Agent) SetTTL(d time.Duration) {
 // Fail makes the next f.Times secret requests (all of them when Times is
 // 0) that pass the token check answer with f.Status (500 when zero) and,
 // when f.Type is set, the AWS error body {"__type":f.Type,...}; else a
-// plain-text body, as the agent's own 429 "Connection limit exceeded".
-// f.Delay delays the answer.
+// plain-text body, as the agent's own 429 "Connection limit exceeded", or
+// with f.EchoHeaders the request's headers (token included). f.Message is
+// the AWS error's message; f.Delay delays the answer.
 func (a *Agent) Fail(f Fault) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -302,7 +303,9 @@ func (a *Agent) faulted(r *http.Request) (int, []byte, bool) {
 		if f.Times == 1 {
 			a.fault = nil
 		} else {
-			a.fault = &Fault{Status: f.Status, Type: f.Type, Times: f.Times - 1, Delay: f.Delay}
+			g := *f
+			g.Times--
+			a.fault = &g
 		}
 	}
 	a.mu.Unlock()
@@ -317,12 +320,15 @@ func (a *Agent) faulted(r *http.Request) (int, []byte, bool) {
 		status = http.StatusInternalServerError
 	}
 	if f.Type == "" {
+		if f.EchoHeaders {
+			return status, []byte(f.message(r.Header)), true
+		}
 		if status == http.StatusTooManyRequests {
 			return status, []byte("Connection limit exceeded"), true
 		}
 		return status, agentErrorBody("InternalFailure", ""), true
 	}
-	return status, agentErrorBody(f.Type, "Injected fault."), true
+	return status, agentErrorBody(f.Type, f.message(r.Header)), true
 }
 
 type agentQuery struct {

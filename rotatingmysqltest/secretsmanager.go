@@ -44,6 +44,37 @@ type Fault struct {
 	// Delay is how long to wait before answering. A request whose context ends
 	// first (the client gave up) gets no answer.
 	Delay time.Duration
+	// Message is the error's message; empty means "Injected fault.".
+	Message string
+	// EchoHeaders makes the error's message quote the request's headers
+	// (after Message), as a misbehaving proxy or a debug build might: for
+	// tests that a client never prints what it sent (a token, a signature).
+	EchoHeaders bool
+}
+
+// message is the fault's error message for a request with headers h.
+func (f Fault) message(h http.Header) string {
+	msg := f.Message
+	if msg == "" {
+		msg = "Injected fault."
+	}
+	if f.EchoHeaders {
+		var b strings.Builder
+		b.WriteString(msg)
+		b.WriteString(" Request headers:")
+		keys := make([]string, 0, len(h))
+		for k := range h {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			for _, v := range h[k] {
+				fmt.Fprintf(&b, " %s: %s;", k, v)
+			}
+		}
+		msg = b.String()
+	}
+	return msg
 }
 
 // SecretsManager is an in-process HTTP server speaking the Secrets Manager AWS
@@ -252,7 +283,7 @@ func (s *SecretsManager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if faulted && (f.Type != "" || f.Status != 0) {
-		writeError(w, f.status(), f.errType(), "Injected fault.")
+		writeError(w, f.status(), f.errType(), f.message(r.Header))
 		return
 	}
 	if err != nil {
@@ -303,7 +334,9 @@ func (s *SecretsManager) fault(op string) (Fault, bool) {
 		if left := f.Times - 1; left == 0 {
 			delete(s.faults, key)
 		} else {
-			s.faults[key] = Fault{Status: f.Status, Type: f.Type, Times: left, Delay: f.Delay}
+			g := f
+			g.Times = left
+			s.faults[key] = g
 		}
 	}
 	return f, true

@@ -87,6 +87,7 @@ func runDrill(ctx context.Context, o *options, t *target, progress io.Writer) (*
 		sleep(ctx, end)
 	}
 	interrupted := ctx.Err() != nil
+	tl.shutdown()
 	stopWork()
 	wg.Wait()
 	pr.stop()

@@ -126,6 +126,17 @@ func TestDefaultDrill(t *testing.T) {
 		}
 	}
 	checkSVG(t, svg)
+	// The picture: the steps in words, each driver's totals in its title,
+	// and the drill's shutdown left out.
+	texts := strings.Join(svgTexts(t, svg), "\n")
+	for _, want := range []string{"password changed (setSecret)", "AWSCURRENT moved (finishSecret)", panelTitle(rep, driverRotating), panelTitle(rep, driverPlain)} {
+		if !strings.Contains(texts, want) {
+			t.Errorf("picture lacks %q:\n%s", want, texts)
+		}
+	}
+	if d := drawnPart(rep); rep.ShutdownMS < 2000 || rep.ShutdownMS > rep.ElapsedMS || d.xmax*1000 > rep.ShutdownMS {
+		t.Errorf("shutdown at %v ms of %v, picture to %v s: want the shutdown after the 2 s and the picture ending before it", rep.ShutdownMS, rep.ElapsedMS, d.xmax)
+	}
 }
 
 // checkSVG asserts that path is well-formed XML with an svg root that
@@ -171,7 +182,7 @@ func TestTextReport(t *testing.T) {
 		t.Fatalf("exit status %d\n%s\n%s", code, stderr.String(), stdout.String())
 	}
 	out := stdout.String()
-	for _, want := range []string{"failed logins absorbed", "API calls", "PASS: rotatingmysql: 0 errors", "Error 1045"} {
+	for _, want := range []string{"failed logins absorbed", "API calls", "PASS: rotatingmysql: ", " queries, 0 application errors, ", "Error 1045"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}
@@ -179,7 +190,7 @@ func TestTextReport(t *testing.T) {
 	// Live progress: a line per second naming the step and both drivers,
 	// and a line per step.
 	prog := stderr.String()
-	for _, want := range []string{"q/s", "auth retries hidden", "SM calls", "|  mysql", "-- setSecret (rotation 1)"} {
+	for _, want := range []string{"queries/s", "application errors/s", "totals: 0 application errors, ", "failed login", " absorbed, ", " API call", "-- password changed (setSecret), rotation 1"} {
 		if !strings.Contains(prog, want) {
 			t.Errorf("progress lacks %q:\n%s", want, prog)
 		}

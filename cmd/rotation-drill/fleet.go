@@ -170,6 +170,7 @@ func runFleet(ctx context.Context, o *options, t *target, progress io.Writer) (*
 		sleep(ctx, max(o.duration-tl.since(), quarter))
 	}
 	interrupted := ctx.Err() != nil
+	tl.shutdown()
 	stopWork()
 	wg.Wait()
 	stopSampling()
@@ -271,7 +272,7 @@ func (f *fleet) sample(ctx context.Context, tl *timeline, rec *recorder, quota f
 	if !f.o.quiet {
 		fmt.Fprintf(w, "rotation-drill: %d processes (%d workers each, no cache shared), %s; quota %s GetSecretValue/s\n",
 			f.o.processes, f.o.processWorkers, f.behind(), quotaText(quota))
-		tl.onMark = func(m mark) { fmt.Fprintf(w, "%6.2fs  -- %s (rotation %d)\n", m.At.Seconds(), m.Step, m.Rotation) }
+		tl.onMark = func(m mark) { fmt.Fprint(w, markLine(m)) }
 	}
 	var last fleetPoint
 	var lastErrs int64
@@ -293,8 +294,9 @@ func (f *fleet) sample(ctx context.Context, tl *timeline, rec *recorder, quota f
 		if len(f.agents) == 0 {
 			api, throttled = f.apiLastSecond()
 		}
-		fmt.Fprintf(w, "%6.2fs  %-12s  API %5d/s  throttled %5d/s  errors %4d/s  failed logins %4d/s  on the new password: %s\n",
-			tl.since().Seconds(), tl.name(tl.current()), api, throttled, errs-lastErrs, pt.failedLogins-last.failedLogins, f.switchedText())
+		fmt.Fprintf(w, "%6.2fs  %-12s  %5d %s/s (%d throttled)  %4d %s/s  %4d %s/s  on the new password: %s\n",
+			tl.since().Seconds(), tl.name(tl.current()), api, wordAPICalls, throttled, errs-lastErrs, wordAppErrors,
+			pt.failedLogins-last.failedLogins, wordAbsorbed, f.switchedText())
 		last, lastErrs = pt, errs
 	}
 }
@@ -552,19 +554,19 @@ func (r *FleetReport) writeText(w io.Writer) {
 	fmt.Fprintf(w, "\nfleet: %d processes, %d workers each (every %v), %s\n", r.Processes, r.WorkersPerProcess,
 		time.Duration(r.IntervalMS*float64(time.Millisecond)), fleetBehind(r))
 	fmt.Fprintf(w, "  quota: %s GetSecretValue requests/s (%s)\n  API: %s\n\n", quotaText(r.Quota), r.QuotaNote, r.Counted)
-	fmt.Fprintf(w, "  %7s  %12s  %9s  %12s  %13s  %8s\n", "second", "API requests", "throttled", "app errors", "failed logins", "queries")
+	fmt.Fprintf(w, "  %7s  %9s  %9s  %18s  %22s  %8s\n", "second", wordAPICalls, "throttled", wordAppErrors, wordAbsorbed, wordQueries)
 	for _, s := range r.Seconds {
-		fmt.Fprintf(w, "  %7.1f  %12d  %9d  %12d  %13d  %8d\n", s.AtS, s.APIRequests, s.Throttled, s.AppErrors, s.FailedLogins, s.Queries)
+		fmt.Fprintf(w, "  %7.1f  %9d  %9d  %18d  %22d  %8d\n", s.AtS, s.APIRequests, s.Throttled, s.AppErrors, s.FailedLogins, s.Queries)
 	}
-	fmt.Fprintf(w, "\n  peak API rate:                 %d/s at %.1fs (%.0f%% of the quota); starting: %d/s, rotation: %d/s\n",
+	fmt.Fprintf(w, "\n  peak rate of API calls:        %d/s at %.1fs (%.0f%% of the quota); starting: %d/s, rotation: %d/s\n",
 		r.PeakAPIRate, r.PeakAt, 100*float64(r.PeakAPIRate)/r.Quota, r.PeakStartupRate, r.PeakRotationRate)
 	fmt.Fprintf(w, "  throttled requests:            %d\n", r.Throttled)
-	fmt.Fprintf(w, "  calls at start:                %d (%.2f per process)\n", r.StartupCalls, float64(r.StartupCalls)/float64(r.Processes))
-	fmt.Fprintf(w, "  calls per process per rotation: %.2f", r.CallsPerProcessPerRotation)
+	fmt.Fprintf(w, "  API calls at start:            %d (%.2f per process)\n", r.StartupCalls, float64(r.StartupCalls)/float64(r.Processes))
+	fmt.Fprintf(w, "  API calls per process per rotation: %.2f", r.CallsPerProcessPerRotation)
 	if r.Agents > 0 {
 		fmt.Fprintf(w, " (%.1f per agent per rotation)", r.CallsPerAgentPerRotation)
 	}
-	fmt.Fprintf(w, "\n  failed logins per rotation:    %.0f (%.2f per process)\n", r.FailedLoginsPerRotation, r.FailedLoginsPerRotation/float64(r.Processes))
+	fmt.Fprintf(w, "\n  failed logins absorbed per rotation: %.0f (%.2f per process)\n", r.FailedLoginsPerRotation, r.FailedLoginsPerRotation/float64(r.Processes))
 	for i, d := range r.SwitchedMS {
 		if d < 0 {
 			fmt.Fprintf(w, "  rotation %d: %d of %d processes used the new password by the end\n", i+1, r.Switched[i], r.Processes)

@@ -21,6 +21,7 @@ import (
 	"log"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/go-sql-driver/mysql"
@@ -74,7 +75,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "rotation-drill: write %s: %v\n", o.svg, err)
 			return exitCannotRun
 		}
-		fmt.Fprintf(stderr, "rotation-drill: timeline written to %s\n", o.svg)
+		where := o.svg
+		if abs, err := filepath.Abs(o.svg); err == nil {
+			where = abs
+		}
+		fmt.Fprintf(stderr, "rotation-drill: picture of the drill written to %s (open it in a browser; -svg '' for none)\n", where)
 	}
 	if !rep.Pass {
 		return exitFail

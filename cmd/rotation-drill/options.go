@@ -51,8 +51,9 @@ type options struct {
 const usageText = `rotation-drill rotates a MySQL password the way AWS Secrets Manager's managed
 rotation does, under load, and shows which driver's queries survive it.
 
-  make drill                       embedded server, emulated Secrets Manager (builds bin/rotation-drill)
-  bin/rotation-drill -svg t.svg    the same, with the timeline drawn
+  make drill                       embedded server, emulated Secrets Manager (builds bin/rotation-drill,
+                                   draws bin/rotation-drill.svg)
+  bin/rotation-drill -svg t.svg    the same, drawn to t.svg
   bin/rotation-drill -mysql-root 'root@tcp(127.0.0.1:3306)/'
                                    a real MySQL or MariaDB server, emulated Secrets Manager
   bin/rotation-drill -aws -secret ARN
@@ -96,7 +97,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.host, "host", "", "with -aws: database host[:port] when the secret has none (RDS-managed secrets)")
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "with -aws: how long a rotation may take before the drill calls it stuck")
 	fs.DurationVar(&o.poll, "poll", time.Second, "with -aws: how often DescribeSecret is called to follow the rotation")
-	fs.StringVar(&o.svg, "svg", "", "write the timeline (queries and errors per 100 ms, steps marked) to this SVG file")
+	fs.StringVar(&o.svg, "svg", "", "draw the drill to this SVG `file`: per driver, queries and application errors per second, the steps named, the totals in the title (make drill: bin/rotation-drill.svg; '' for none)")
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
 	fs.BoolVar(&o.verbose, "v", false, "log rotatingmysql's events (secret fetched, 1045 absorbed, AWSPENDING used) to stderr")
 	fs.BoolVar(&o.quiet, "q", false, "no live progress")

@@ -27,13 +27,13 @@ func startProgress(w io.Writer, o *options, t *target, tl *timeline, conn *rotat
 	p.printf("rotation-drill: %s\n  %d rotatingmysql workers, %d mysql workers (password read once); %d rotation(s), %s, from %v on\n",
 		t.describe, o.workers, o.plainWorkers, o.rotations, what, o.duration/4)
 	tl.onMark = func(m mark) {
-		p.printf("%6.2fs  -- %s (rotation %d)\n", m.At.Seconds(), m.Step, m.Rotation)
+		p.printf("%s", markLine(m))
 	}
 	go func() {
 		defer close(p.stopped)
 		tick := time.NewTicker(time.Second)
 		defer tick.Stop()
-		var lastQ, lastPlainQ int64
+		var lastQ, lastPlainQ, lastE, lastPlainE int64
 		last := time.Now()
 		for {
 			select {
@@ -43,14 +43,20 @@ func startProgress(w io.Writer, o *options, t *target, tl *timeline, conn *rotat
 				secs := now.Sub(last).Seconds()
 				last = now
 				q, pq := rec.queries.Load(), plainRec.queries.Load()
-				line := fmt.Sprintf("%6.2fs  %-12s  rotatingmysql %5.0f q/s %5d errors %4d auth retries hidden %4d SM calls",
-					tl.since().Seconds(), tl.name(tl.current()), float64(q-lastQ)/secs, rec.errors.Load(),
-					conn.Stats().AuthRefused, t.apiCalls(conn))
+				e, pe := rec.errors.Load(), plainRec.errors.Load()
+				absorbed, calls := conn.Stats().AuthRefused, t.apiCalls(conn)
+				figures := []liveFigures{{
+					driver: driverRotating, queriesPerSec: float64(q-lastQ) / secs, errorsPerSec: float64(e-lastE) / secs,
+					errors: e, absorbed: &absorbed, calls: &calls,
+				}}
 				if o.plainWorkers > 0 {
-					line += fmt.Sprintf("  |  mysql %5.0f q/s %5d errors", float64(pq-lastPlainQ)/secs, plainRec.errors.Load())
+					figures = append(figures, liveFigures{
+						driver: driverPlain, queriesPerSec: float64(pq-lastPlainQ) / secs, errorsPerSec: float64(pe-lastPlainE) / secs,
+						errors: pe,
+					})
 				}
-				lastQ, lastPlainQ = q, pq
-				p.printf("%s\n", line)
+				lastQ, lastPlainQ, lastE, lastPlainE = q, pq, e, pe
+				p.printf("%s", liveLine(tl.since().Seconds(), tl.name(tl.current()), figures...))
 			}
 		}
 	}()

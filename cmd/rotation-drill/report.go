@@ -30,6 +30,10 @@ type Report struct {
 	Rotations         int     `json:"rotations"`
 	WindowMS          float64 `json:"window_ms"`
 	ElapsedMS         float64 `json:"elapsed_ms"`
+	// ShutdownMS is when the drill began stopping its workers: the
+	// picture ends at the last full bucket before it (the queries cut
+	// short by the shutdown are the drill's, not a driver's).
+	ShutdownMS float64 `json:"shutdown_ms"`
 	// APICallsCounted says what the API call columns count.
 	APICallsCounted string `json:"api_calls_counted"`
 	// Steps has one row per step and driver, steps in the order they came,
@@ -111,7 +115,7 @@ func buildReport(o *options, t *target, tl *timeline, final counters, elapsed ti
 		Target: t.describe, SecretID: t.secretID, Strategy: o.strategy, Source: o.source,
 		Workers: o.workers, PlainWorkers: o.plainWorkers,
 		FreshWorkers: (o.workers + 1) / 2, PlainFreshWorkers: (o.plainWorkers + 1) / 2,
-		Rotations: o.rotations, WindowMS: ms(o.window), ElapsedMS: ms(elapsed),
+		Rotations: o.rotations, WindowMS: ms(o.window), ElapsedMS: ms(elapsed), ShutdownMS: ms(tl.shutdownAt()),
 		APICallsCounted: t.apiCallsFrom, Pass: true,
 		Timeline: Timeline{BucketMS: ms(bucket)},
 	}
@@ -196,7 +200,7 @@ func buildReport(o *options, t *target, tl *timeline, final counters, elapsed ti
 		rep.Timeline.Series = rep.Timeline.Series[:1]
 	}
 	if rt.Errors > 0 {
-		rep.fail(fmt.Sprintf("the rotatingmysql workers saw %d errors", rt.Errors))
+		rep.fail(fmt.Sprintf("the rotatingmysql workers saw %s", plural(rt.Errors, wordAppErrors)))
 	}
 	rep.Verdict = rep.verdict()
 	return rep
@@ -240,27 +244,15 @@ func (r *Report) verdict() string {
 	if rt == nil {
 		return b.String()
 	}
-	fmt.Fprintf(&b, "rotatingmysql: %s in %s, %s absorbed, %s with AWSPENDING.",
-		count(rt.Errors, "error"), count(rt.Queries, "query"), count(deref(rt.FailedLoginsAbsorbed), "failed login"), count(deref(rt.PendingUsed), "login"))
+	fmt.Fprintf(&b, "rotatingmysql: %s (%s with AWSPENDING).", totalsText(*rt), plural(deref(rt.PendingUsed), "logins"))
 	if p := r.driver(driverPlain); p != nil {
-		fmt.Fprintf(&b, " mysql (password read once): %s in %s (%d during the window, %d after it)", count(p.Errors, "error"), count(p.Queries, "query"), p.ErrorsInWindow, p.ErrorsAfter)
+		fmt.Fprintf(&b, " mysql (password read once): %s (%s during the window, %s after it)", totalsText(*p), thousands(p.ErrorsInWindow), thousands(p.ErrorsAfter))
 		if p.Errors == 0 && r.Strategy == "multi" {
 			b.WriteString(": with alternating users the previous user keeps its password until the next rotation")
 		}
 		b.WriteString(".")
 	}
 	return b.String()
-}
-
-// count writes n and the noun, plural unless n is 1.
-func count[N int | uint64](n N, noun string) string {
-	if n == 1 {
-		return "1 " + noun
-	}
-	if strings.HasSuffix(noun, "y") {
-		return fmt.Sprintf("%d %sies", n, strings.TrimSuffix(noun, "y"))
-	}
-	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 func deref[T any](p *T) T {
@@ -296,7 +288,7 @@ func (r *Report) writeText(w io.Writer) {
 	fmt.Fprintf(w, "\n  latency: successful queries, dial included on fresh connections; API calls: %s\n\n", r.APICallsCounted)
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "step\tseconds\tdriver\tqueries\terrors\tp50\tp99\tfailed logins absorbed\tAPI calls\t")
+	fmt.Fprintf(tw, "step\tseconds\tdriver\t%s\t%s\tp50\tp99\t%s\t%s\t\n", wordQueries, wordAppErrors, wordAbsorbed, wordAPICalls)
 	prev := ""
 	for _, s := range r.Steps {
 		step, secs := "", ""
@@ -325,7 +317,7 @@ func (r *Report) writeText(w io.Writer) {
 		if len(d.ErrorKinds) == 0 {
 			continue
 		}
-		fmt.Fprintf(w, "\nerrors of %s:\n", d.Driver)
+		fmt.Fprintf(w, "\n%s of %s:\n", wordAppErrors, d.Driver)
 		kinds := slices.Collect(maps.Keys(d.ErrorKinds))
 		sort.Slice(kinds, func(a, b int) bool { return d.ErrorKinds[kinds[a]] > d.ErrorKinds[kinds[b]] })
 		for _, k := range kinds {

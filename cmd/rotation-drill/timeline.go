@@ -52,6 +52,8 @@ type timeline struct {
 	mu    sync.Mutex
 	names []string
 	marks []mark
+	// stopped is when the drill began stopping its workers (0: not yet).
+	stopped time.Duration
 }
 
 func newTimeline(snapshot func() counters) *timeline {
@@ -81,6 +83,24 @@ func (t *timeline) mark(step string, rotation int) {
 	t.cur.Store(int32(idx))
 	t.mu.Unlock()
 	t.onMark(m)
+}
+
+// shutdown records that the drill begins stopping its workers now: what
+// comes after is the drill's own shutdown, which the picture leaves out.
+func (t *timeline) shutdown() {
+	at := t.since()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.stopped == 0 {
+		t.stopped = at
+	}
+}
+
+// shutdownAt returns when the drill began stopping its workers, or 0.
+func (t *timeline) shutdownAt() time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.stopped
 }
 
 // current returns the index of the current step.

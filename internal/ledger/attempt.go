@@ -50,6 +50,9 @@ const (
 	LoginCap
 	// NoVersion: no version is known (nothing was ever fetched).
 	NoVersion
+	// AccountLocked: the server locked or blocked the account, and its
+	// hold lasts past the deadline (Next.Locked is the server's error).
+	AccountLocked
 )
 
 // Next is the ledger's answer to Attempt.Next.
@@ -61,6 +64,7 @@ type Next[T any] struct {
 	Until   time.Time // StepWait
 	Changed <-chan struct{}
 	Cause   GiveUpCause // StepGiveUp
+	Locked  error       // StepGiveUp with AccountLocked
 }
 
 // Next decides the Connect's next step at now: a fetch when one is due, a
@@ -69,15 +73,14 @@ type Next[T any] struct {
 // the connector's recovery loop but the I/O: the model test runs the same.
 func (l *Ledger[T]) Next(a *Attempt, now time.Time) Next[T] {
 	if since, at, due := l.FetchDue(now); due && !at.After(now) {
-		// The first refresh of a Connect goes through the source's own
-		// cache (a shared agent fetches once for all its processes); a
-		// second one is needed only when the first offered nothing that
-		// works, and bypasses it.
-		bypass := a.refreshed
-		a.refreshed = true
-		return Next[T]{Step: StepFetch, Since: since, Bypass: bypass}
+		return fetchStep[T](a, since)
 	}
 	d := l.Decide(now)
+	if d.Kind == Wait && !d.FetchAt.IsZero() && !d.FetchAt.After(now) {
+		// The decision itself made a fetch due (the first Wait with
+		// nothing in flight starts the polls).
+		return fetchStep[T](a, d.FetchSince)
+	}
 	if a.avoid != nil && (d.Kind != Dial || d.Ticket.Key() == *a.avoid) {
 		if d.Kind == Dial {
 			l.Report(d.Ticket, Abandoned, now)
@@ -107,17 +110,20 @@ func (l *Ledger[T]) Next(a *Attempt, now time.Time) Next[T] {
 		// Nothing will change before the deadline but news from other
 		// connections: give up now rather than hold the caller (the
 		// holds are the lockout budget).
+		if d.Locked != nil {
+			return Next[T]{Step: StepGiveUp, Cause: AccountLocked, Locked: d.Locked}
+		}
 		return Next[T]{Step: StepGiveUp, Cause: NothingDue}
 	}
 	return Next[T]{Step: StepWait, Until: soonest, Changed: d.Changed}
 }
 
 // After takes the outcome of the dial of the version key (already
-// reported to the
-// ledger) and says whether the Connect goes on: after a refusal, and
-// after another failure of a trial or probe (the version that works may
-// still serve; Next answers StepFail if none does). An accepted login, and
-// another failure of a proven version, end the Connect.
+// reported to the ledger) and says whether the Connect goes on: after a
+// refusal, and after another failure of a trial or probe (the version that
+// works may still serve; Next answers StepFail if none does). An accepted
+// login, another failure of a proven version, a lock error and a dial cut
+// short (Abandoned) end the Connect.
 func (a *Attempt) After(key Key, claim bool, o Outcome) (goOn bool) {
 	switch o {
 	case Refused:
@@ -131,6 +137,54 @@ func (a *Attempt) After(key Key, claim bool, o Outcome) (goOn bool) {
 	return false
 }
 
+// fetchStep returns a fetch step. The first refresh of a Connect goes through
+// the source's own cache (a shared agent fetches once for all its
+// processes); a second one is needed only when the first offered nothing
+// that works, and bypasses it.
+func fetchStep[T any](a *Attempt, since time.Time) Next[T] {
+	bypass := a.refreshed
+	a.refreshed = true
+	return Next[T]{Step: StepFetch, Since: since, Bypass: bypass}
+}
+
 // Started records a dial made before the Connect's first Next (the fast
 // path).
 func (a *Attempt) Started() { a.logins++ }
+
+// Lock error numbers: the server locked or blocked the account (MariaDB
+// 4150 max_password_errors, 4151 ACCOUNT LOCK; MySQL 3118 ACCOUNT LOCK,
+// 3955 FAILED_LOGIN_ATTEMPTS; 1129 host blocked by max_connect_errors).
+var lockNumbers = [...]uint16{4150, 4151, 3118, 3955, 1129}
+
+// IsLockNumber reports whether a server error number means the account (or
+// host) is locked or blocked.
+func IsLockNumber(n uint16) bool {
+	for _, l := range lockNumbers {
+		if n == l {
+			return true
+		}
+	}
+	return false
+}
+
+// Classify says what a dial's end tells of the version it dialed, from
+// the evidence alone: ok is true when the login succeeded; number is the
+// error number the server answered (0 when it answered none: the network
+// failed or the dial was cut short); cut is true when the caller's context
+// or the login bound ended the dial. Only the server's answer is evidence:
+// a dial cut short before the server answered is Abandoned.
+func Classify(ok bool, number uint16, cut bool) Outcome {
+	switch {
+	case ok:
+		return Accepted
+	case number == 1045:
+		return Refused
+	case IsLockNumber(number):
+		return Locked
+	case number != 0:
+		return Failed
+	case cut:
+		return Abandoned
+	}
+	return Failed
+}

@@ -13,26 +13,38 @@
 //   - Next (attempt.go): one Connect's next step, from all of the above:
 //     fetch, dial, wait or give up. The connector only does the I/O.
 //
-// The evidence rules (README, "How the driver decides"):
+// The evidence rules (docs/how-it-decides.md):
 //
 //  1. A server has one password per account (user@host:port) at a time. A
 //     login accepted at t means the password was that version's at t.
-//  2. A version refused (1045) is held back: not dialed again until a single
+//  2. Only the server's answer is evidence. A dial cut short by the
+//     caller's context or by the login bound (Abandoned) marks nothing.
+//     Evidence is per ledger, and a ledger is per set of login settings
+//     (TLS, auth plugins): a refusal under one pool's settings says nothing
+//     of another's.
+//  3. A version refused (1045) is held back: not dialed again until a single
 //     probe once its hold expires. The hold doubles after each failed probe
-//     (Hold, 2*Hold, 4*Hold ... up to MaxHold). One Connect at a time claims
-//     the probe.
-//  3. A version that has not logged in on its account yet (first use, newly
+//     (Hold, 2*Hold, 4*Hold ... up to MaxHold).
+//  4. A version that has not logged in on its account yet (first use, newly
 //     fetched, a cleared refusal, a probe) is dialed by one Connect at a time
-//     (a trial) until one login tells the outcome; a proven version is dialed
-//     in parallel.
-//  4. When a version that had logged in is refused, the server's password
+//     per account across the process (a trial; Accounts), until one login
+//     tells the outcome or the trial's lease (Lease) ends; a proven version
+//     is dialed in parallel while its proof is fresh (a login accepted
+//     less than Freshness ago), else one dial goes first.
+//  5. While a version logs in on an account, no other version of that
+//     account is dialed (the server has one password): no probe, no trial.
+//     A login accepted on the account, in any ledger, after this ledger's
+//     preferred version last logged in ends that preference.
+//  6. When a version that had logged in is refused, the server's password
 //     changed after that login: every refusal on the account recorded before
 //     that login is stale and is cleared (the refused versions get a trial).
-//  5. The version that last logged in is preferred while it keeps working;
-//     a dial failure of any kind ends the preference. A version the source
-//     newly labels AWSCURRENT gets a trial meanwhile (multi-user rotation,
-//     a move to a new user), while the others keep dialing the proven one.
-//  6. Labels are what the source said last; a failed fetch never erases a
+//  7. The version that last logged in is preferred while it keeps working;
+//     a failure (another server error, the network) ends the preference. A
+//     version the source newly labels AWSCURRENT on another account gets a
+//     trial meanwhile (multi-user rotation, a move to a new user).
+//  8. A lock error (the server blocked or locked the account) holds every
+//     version of the account, one probe per hold.
+//  9. Labels are what the source said last; a failed fetch never erases a
 //     version.
 //
 // A login that began before a refusal of the same version was recorded
@@ -72,12 +84,15 @@ const (
 	Accepted Outcome = iota
 	// Refused: the server answered 1045.
 	Refused
-	// Failed: the dial failed for another reason (network, locked
-	// account, unknown database, cancelled).
+	// Failed: the server answered another error (unknown database, no
+	// privilege), or the network failed.
 	Failed
-	// Abandoned: the ticket was not used (the caller gave up before
-	// dialing); it releases a claim and says nothing of the version.
+	// Abandoned: the ticket was not used, or its dial was cut short by the
+	// caller's context or the login bound before the server answered: it
+	// releases a claim and says nothing of the version.
 	Abandoned
+	// Locked: the server answered that the account is locked or blocked.
+	Locked
 )
 
 func (o Outcome) String() string {
@@ -88,6 +103,8 @@ func (o Outcome) String() string {
 		return "refused"
 	case Failed:
 		return "failed"
+	case Locked:
+		return "locked"
 	default:
 		return "abandoned"
 	}
@@ -99,6 +116,8 @@ const (
 	DefaultMaxHold     = 15 * time.Minute
 	DefaultMinInterval = time.Second
 	DefaultMaxVersions = 16
+	DefaultLease       = 3 * time.Second
+	DefaultFreshness   = time.Second
 )
 
 // Options tune a Ledger. Zero values take the defaults.
@@ -113,8 +132,22 @@ type Options struct {
 	// for. Default 1 s.
 	MinInterval time.Duration
 	// MaxVersions bounds the versions remembered; only versions with no
-	// label, no preference and no dial in flight are forgotten. Default 16.
+	// label and no preference are forgotten. Default 16.
 	MaxVersions int
+	// Lease is how long a trial or probe holds its account's claim: after
+	// it another Connect may take its own, so a hung login holds no one
+	// past it. Default 3 s.
+	Lease time.Duration
+	// Freshness is how long an accepted login keeps its version proven for
+	// parallel dials: after it (a pool idle for a while) one dial goes
+	// first and the others wait for its outcome. Default 1 s.
+	Freshness time.Duration
+	// Accounts is the process's account table, shared by its ledgers; nil
+	// gives the ledger one of its own.
+	Accounts *Accounts
+	// Group names the login settings of the ledger's dials (TLS, auth
+	// plugins): a refusal is evidence for the ledgers of the same group.
+	Group string
 }
 
 func (o Options) withDefaults() Options {
@@ -130,6 +163,15 @@ func (o Options) withDefaults() Options {
 	if o.MaxVersions < 4 {
 		o.MaxVersions = DefaultMaxVersions
 	}
+	if o.Lease <= 0 {
+		o.Lease = DefaultLease
+	}
+	if o.Freshness <= 0 {
+		o.Freshness = DefaultFreshness
+	}
+	if o.Accounts == nil {
+		o.Accounts = NewAccounts()
+	}
 	return o
 }
 
@@ -138,6 +180,7 @@ func (o Options) withDefaults() Options {
 // metadata), handed back in decisions. It is safe for concurrent use.
 type Ledger[T any] struct {
 	opts Options
+	acc  *Accounts
 
 	mu       sync.Mutex
 	versions map[Key]*version[T]
@@ -166,15 +209,16 @@ type version[T any] struct {
 	refAt     time.Time // when the refusal was recorded
 	hold      time.Duration
 	holdUntil time.Time
-	claimed   bool      // a trial or probe is in flight
 	failed    bool      // the last outcome was a failure other than 1045
 	failedAt  time.Time // when it was reported
 }
 
 // New returns an empty ledger.
 func New[T any](opts Options) *Ledger[T] {
+	opts = opts.withDefaults()
 	return &Ledger[T]{
-		opts:     opts.withDefaults(),
+		opts:     opts,
+		acc:      opts.Accounts,
 		versions: make(map[Key]*version[T], 4),
 		labels:   make(map[Stage]*version[T], 2),
 		changed:  make(chan struct{}),
@@ -200,9 +244,10 @@ type Ticket[T any] struct {
 	v     *version[T]
 	start time.Time
 	okAt  time.Time // the version's latest counted login when the dial began
-	// Claim is true when this dial is the one trial or probe of a version
-	// not proven on its account: its outcome is awaited by others.
+	// Claim is true when this dial is the one trial or probe of its
+	// account: its outcome is awaited by others, until its lease ends.
 	Claim bool
+	id    uint64 // the claim's owner id in the account table
 }
 
 // Payload returns the payload of the version to dial.
@@ -228,7 +273,11 @@ type Decision[T any] struct {
 	Changed <-chan struct{}
 	// FetchAt, with Wait, is when the next fetch falls due (zero: none),
 	// as of the same moment as the rest of the decision.
-	FetchAt time.Time
+	FetchAt    time.Time
+	FetchSince time.Time // with FetchAt: the fetch must begin at or after this
+	// Locked, with Wait, is the server's lock error when a lock of the
+	// account holds what could be dialed.
+	Locked error
 }
 
 // Observe records that the source labels stage with the version key (on
@@ -284,7 +333,7 @@ func (l *Ledger[T]) evict() {
 	for len(l.versions) > l.opts.MaxVersions {
 		var oldest *version[T]
 		for _, v := range l.versions {
-			if v.claimed || v == l.good || v == l.last || l.labelled(v) {
+			if v == l.good || v == l.last || l.labelled(v) {
 				continue
 			}
 			if oldest == nil || v.seq < oldest.seq {
@@ -317,27 +366,45 @@ func (l *Ledger[T]) notify() {
 }
 
 // Decide answers which version to dial at now: the version that last
-// logged in while it works (after a trial of a newly labelled AWSCURRENT),
-// else AWSCURRENT, else AWSPENDING, each subject to its hold and to one
-// trial at a time.
+// logged in while it works (after a trial of a newly labelled AWSCURRENT on
+// another account), else AWSCURRENT, else AWSPENDING, each subject to its
+// hold, its account's lock, and one trial or probe at a time per account.
 func (l *Ledger[T]) Decide(now time.Time) Decision[T] {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(l.versions) == 0 {
 		return Decision[T]{Kind: Empty}
 	}
+	var w waitFor
 	cur := l.labels[Current]
-	// A new AWSCURRENT other than the proven version gets its trial first.
-	if cur != nil && cur != l.good && l.good != nil && !cur.failed {
-		if t, ok := l.try(cur, now, false); ok {
-			return Decision[T]{Kind: Dial, Ticket: t}
-		}
+	if g := l.good; g != nil && l.outdated(g) {
+		// Another password logged in on the account after g last did, or
+		// another ledger of the same login settings had g refused since
+		// (another pool's evidence): g's preference ends, and the source
+		// is asked what it labels now.
+		g.proven = false
+		l.good = nil
+		l.news(now)
+		// Ask the source first: what it labels now decides the next dial.
+		return l.wait(now, waitFor{})
 	}
 	if g := l.good; g != nil {
-		return Decision[T]{Kind: Dial, Ticket: Ticket[T]{v: g, start: now, okAt: g.accepted}}
+		// A new AWSCURRENT on another account than the proven version gets
+		// its trial first (a move to a new user); on the same account the
+		// proven version is the server's password, so it is not dialed.
+		if cur != nil && cur != g && cur.acct != g.acct && !cur.proven && !l.recentlyFailed(cur, now) && !l.otherWorks(cur, now) {
+			if t, ok := l.try(cur, now, &w); ok {
+				return Decision[T]{Kind: Dial, Ticket: t}
+			}
+		}
+		if t, ok := l.try(g, now, &w); ok {
+			return Decision[T]{Kind: Dial, Ticket: t}
+		}
+		if w.locked == nil {
+			return l.wait(now, w)
+		}
+		// g's account is locked: a version on another account may serve.
 	}
-	var until time.Time
-	claimed := false
 	// Versions whose last dial failed for another reason (a host down, a
 	// database dropped) come after the others, the longest failed first:
 	// nothing pins a dead one.
@@ -347,63 +414,147 @@ func (l *Ledger[T]) Decide(now time.Time) Decision[T] {
 	}
 	for _, failed := range [...]bool{false, true} {
 		for _, v := range cands {
-			if v == nil || v.failed != failed {
+			if v == nil || v.failed != failed || l.otherWorks(v, now) {
 				continue
 			}
-			if t, ok := l.try(v, now, true); ok {
+			if t, ok := l.try(v, now, &w); ok {
 				return Decision[T]{Kind: Dial, Ticket: t}
-			}
-			if v.claimed {
-				claimed = true
-			} else if v.refused && (until.IsZero() || v.holdUntil.Before(until)) {
-				until = v.holdUntil
 			}
 		}
 	}
-	if l.stuckSince.IsZero() && !claimed {
+	if l.stuckSince.IsZero() && !w.claimed {
 		l.stuckSince = now
 	}
+	return l.wait(now, w)
+}
+
+// waitFor collects why nothing may be dialed now.
+type waitFor struct {
+	until   time.Time // the earliest hold, lock or lease end
+	claimed bool      // a trial or probe is in flight
+	locked  error
+}
+
+func (w *waitFor) at(t time.Time) {
+	if w.until.IsZero() || t.Before(w.until) {
+		w.until = t
+	}
+}
+
+// wait returns a Wait decision. l.mu is held.
+func (l *Ledger[T]) wait(now time.Time, w waitFor) Decision[T] {
 	l.waiting = true
-	d := Decision[T]{Kind: Wait, Until: until, Claimed: claimed, Changed: l.changed}
-	if _, at, due := l.fetchDue(now); due {
-		d.FetchAt = at
+	d := Decision[T]{Kind: Wait, Until: w.until, Claimed: w.claimed, Changed: l.changed, Locked: w.locked}
+	if since, at, due := l.fetchDue(now); due {
+		d.FetchSince, d.FetchAt = since, at
 	}
 	return d
 }
 
+// recentlyFailed reports whether v's last dial failed (another server
+// error, the network) less than a hold ago. l.mu is held.
+func (l *Ledger[T]) recentlyFailed(v *version[T], now time.Time) bool {
+	return v.failed && now.Sub(v.failedAt) < l.opts.Hold
+}
+
+// outdated reports whether a login of another version of g's account was
+// accepted after g's latest one began (the account's password is not g's
+// any more). l.mu is held.
+func (l *Ledger[T]) outdated(g *version[T]) bool {
+	if at, _ := l.acc.refusedAt(g.acct, g.key, l.opts.Group); at.After(g.accepted) {
+		return true
+	}
+	k, at, ok := l.acc.proofOf(g.acct)
+	return ok && k != g.key && at.After(g.accepted)
+}
+
+// news records that another ledger's evidence calls for a fetch (as a
+// refusal of this ledger's would). l.mu is held.
+func (l *Ledger[T]) news(at time.Time) {
+	if at.After(l.lastRefusal) {
+		l.lastRefusal = at
+	}
+}
+
+// otherWorks reports whether another version of v's account, which this
+// ledger can dial, logged in on the account less than a hold ago and has
+// not been refused since: then v is not dialed (the server has one
+// password per account). l.mu is held.
+func (l *Ledger[T]) otherWorks(v *version[T], now time.Time) bool {
+	k, at, ok := l.acc.proofOf(v.acct)
+	if !ok || k == v.key || now.Sub(at) > l.opts.Hold {
+		return false
+	}
+	o := l.versions[k]
+	return o != nil && l.labelled(o) && !(o.refused && o.refAt.After(at))
+}
+
 // try returns a ticket for v if v may be dialed at now: in parallel when
-// proven, else as the one trial or probe in flight. With proven false, a
-// proven v is left to the caller's other rules. l.mu is held.
-func (l *Ledger[T]) try(v *version[T], now time.Time, proven bool) (Ticket[T], bool) {
+// proven and fresh on an unlocked account, else as its account's one trial
+// or probe in flight; otherwise it notes in w what holds v. l.mu is held.
+func (l *Ledger[T]) try(v *version[T], now time.Time, w *waitFor) (Ticket[T], bool) {
+	lockUntil, lockErr, held, probe := l.acc.lockOf(v.acct, now)
 	switch {
-	case v.refused && now.Before(v.holdUntil):
+	case held:
+		w.at(lockUntil)
+		w.locked = lockErr
 		return Ticket[T]{}, false
-	case v.proven && !v.refused:
-		if !proven {
-			return Ticket[T]{}, false
-		}
-		l.stuckSince = time.Time{}
-		return Ticket[T]{v: v, start: now, okAt: v.accepted}, true
-	case v.claimed:
+	case v.refused && v.refAt.Before(l.acc.changedAt(v.acct)):
+		// The password changed after the refusal (another ledger saw a
+		// version that had logged in refused): the refusal is stale.
+		v.refused, v.hold = false, l.opts.Hold
+	case v.refused && now.Before(v.holdUntil):
+		w.at(v.holdUntil)
 		return Ticket[T]{}, false
 	}
-	v.claimed = true
+	if at, until := l.acc.refusedAt(v.acct, v.key, l.opts.Group); now.Before(until) {
+		// Refused under the same login settings in another ledger: held
+		// back here too, and the source may label something new.
+		l.news(at)
+		w.at(until)
+		return Ticket[T]{}, false
+	}
+	switch {
+	case v.proven && !v.refused && !probe && now.Sub(v.accepted) <= l.opts.Freshness:
+		l.stuckSince = time.Time{}
+		return Ticket[T]{v: v, start: now, okAt: v.accepted}, true
+	}
+	id, busyUntil, ok := l.acc.claim(v.acct, now, l.opts.Lease)
+	if !ok {
+		w.claimed = true
+		w.at(busyUntil)
+		return Ticket[T]{}, false
+	}
 	l.stuckSince = time.Time{}
-	return Ticket[T]{v: v, start: now, okAt: v.accepted, Claim: true}, true
+	return Ticket[T]{v: v, start: now, okAt: v.accepted, Claim: true, id: id}, true
 }
 
 // Report records the outcome of a dial that Decide allowed, at now. It
 // returns true when an accepted login made its version the preferred one (a
 // switch, such as to AWSPENDING during a rotation).
 func (l *Ledger[T]) Report(t Ticket[T], o Outcome, now time.Time) (switched bool) {
+	return l.report(t, o, nil, now)
+}
+
+// ReportLocked records that the server answered a dial that Decide allowed
+// with a lock error (detail): the account is held.
+func (l *Ledger[T]) ReportLocked(t Ticket[T], detail error, now time.Time) {
+	l.report(t, Locked, detail, now)
+}
+
+func (l *Ledger[T]) report(t Ticket[T], o Outcome, detail error, now time.Time) (switched bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	v := t.v
 	if t.Claim {
-		v.claimed = false
+		l.acc.release(v.acct, t.id)
 	}
 	defer l.notify()
-	if o == Abandoned {
+	switch o {
+	case Abandoned:
+		return false
+	case Locked:
+		l.acc.lock(v.acct, detail, now, l.opts.Hold, l.opts.MaxHold)
 		return false
 	}
 	if v.failed = o == Failed; v.failed {
@@ -416,6 +567,8 @@ func (l *Ledger[T]) Report(t Ticket[T], o Outcome, now time.Time) (switched bool
 			// checked it before its password changed.
 			return
 		}
+		l.acc.answered(v.acct, v.key, t.start, true)
+		l.acc.clearRefusals(v.acct, v.key, l.opts.Group)
 		v.refused, v.proven = false, true
 		v.hold = l.opts.Hold
 		if t.start.After(v.accepted) {
@@ -432,6 +585,9 @@ func (l *Ledger[T]) Report(t Ticket[T], o Outcome, now time.Time) (switched bool
 			}
 		}
 	case Refused:
+		// A refusal of the account's proven version (in any ledger) after
+		// its login: the password changed after that login.
+		disproved := l.acc.answered(v.acct, v.key, t.start, false)
 		probe := t.Claim && v.refused
 		switch {
 		case probe:
@@ -446,6 +602,7 @@ func (l *Ledger[T]) Report(t Ticket[T], o Outcome, now time.Time) (switched bool
 			// change, not a new one; the hold stands.
 		}
 		v.proven = false
+		l.acc.refuse(v.acct, v.key, l.opts.Group, v.refAt, v.holdUntil)
 		if l.good == v {
 			l.good = nil
 		}
@@ -460,6 +617,9 @@ func (l *Ledger[T]) Report(t Ticket[T], o Outcome, now time.Time) (switched bool
 		if v.accepted.Before(t.start) && v.accepted.After(ok) {
 			ok = v.accepted
 		}
+		if disproved.After(ok) {
+			ok = disproved
+		}
 		if !ok.IsZero() {
 			for _, w := range l.versions {
 				if w != v && w.acct == v.acct && w.refused && w.refAt.Before(ok) {
@@ -467,6 +627,7 @@ func (l *Ledger[T]) Report(t Ticket[T], o Outcome, now time.Time) (switched bool
 					w.hold = l.opts.Hold
 				}
 			}
+			l.acc.passwordChanged(v.acct, ok)
 		}
 	case Failed:
 		if l.good == v {
