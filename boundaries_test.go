@@ -361,38 +361,45 @@ func TestBoundFourPoolsOneWrongSecret(t *testing.T) {
 	// The four pools differ as an application's do: a database each, two
 	// with caches of their own, one built through the Go API with its own
 	// aws.Config.
-	dbs := []*sql.DB{
-		b.openDSN(b.arn + "?dbname=" + dbNames[0]),
-		b.openDSN(b.arn + "?sharedCache=false&dbname=" + dbNames[1]),
-		b.open(func(c *rotatingmysql.Config) error { c.DBName = dbNames[2]; return nil }),
-		b.openDSN(b.arn + "?sharedCache=false&dbname=" + dbNames[3]),
+	pools := []struct {
+		what string
+		db   *sql.DB
+	}{
+		{"DSN", b.openDSN(b.arn + "?dbname=" + dbNames[0])},
+		{"DSN, isolateCache=true", b.openDSN(b.arn + "?isolateCache=true&dbname=" + dbNames[1])},
+		{"Go API, own aws.Config", b.open(func(c *rotatingmysql.Config) error { c.DBName = dbNames[2]; return nil })},
+		{"DSN, isolateCache=true (2)", b.openDSN(b.arn + "?isolateCache=true&dbname=" + dbNames[3])},
 	}
 	var wg sync.WaitGroup
-	sink := &errorSink{}
-	for _, db := range dbs {
-		db.SetMaxIdleConns(0)
+	sinks := make([]*errorSink, len(pools))
+	for i, pool := range pools {
+		pool.db.SetMaxIdleConns(0)
+		sinks[i] = &errorSink{}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			pingN(db, 3, sink)
+			pingN(pool.db, 3, sinks[i])
 		}()
 	}
 	wg.Wait()
-	errs := sink.all()
-	if len(errs) != 4*3 {
-		t.Errorf("%d of 12 Pings failed, want all (the secret is wrong)", len(errs))
-	}
-	// A Connect that made no login of its own still reports the server's
-	// 1045 (ConnectError: ErrNoUsableCredentials wrapping the last one).
-	for _, err := range errs {
-		var ce *rotatingmysql.ConnectError
-		if !errors.As(err, &ce) && mysqlErrNumber(err) != erAccessDenied {
-			t.Errorf("error %T %v, want a ConnectError or the server's 1045", err, err)
-			break
+	for i, pool := range pools {
+		errs := sinks[i].all()
+		if len(errs) != 3 {
+			t.Errorf("pool %q: %d of 3 Pings failed, want all (the secret is wrong)", pool.what, len(errs))
 		}
-		if n := mysqlErrNumber(err); n != erAccessDenied {
-			t.Errorf("error %v wraps MySQL error %d, want the server's 1045 (errors.As finds *mysql.MySQLError)", err, n)
-			break
+		// A Connect that made no login of its own still reports the
+		// server's 1045 (ConnectError: ErrNoUsableCredentials wrapping the
+		// last one).
+		for _, err := range errs {
+			var ce *rotatingmysql.ConnectError
+			if !errors.As(err, &ce) && mysqlErrNumber(err) != erAccessDenied {
+				t.Errorf("pool %q: error %T %v, want a ConnectError or the server's 1045", pool.what, err, err)
+				break
+			}
+			if n := mysqlErrNumber(err); n != erAccessDenied {
+				t.Errorf("pool %q: error %v wraps MySQL error %d, want the server's 1045 (errors.As finds *mysql.MySQLError)", pool.what, err, n)
+				break
+			}
 		}
 	}
 	n := logTally(t, p, b.user, time.Time{}, "four pools, wrong secret")
