@@ -355,6 +355,11 @@ func (s *Server) launch(ctx context.Context) error {
 	args = append(args, userArgs()...)
 	args = append(args, innodbArgs...)
 	args = append(args, serverArgs...)
+	tlsArgs, err := s.tlsArgs() // tls.go
+	if err != nil {
+		return err
+	}
+	args = append(args, tlsArgs...)
 
 	out, err := os.OpenFile(filepath.Join(s.Dir, outName), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
