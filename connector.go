@@ -226,6 +226,10 @@ func (c *Connector) dial(ctx context.Context, t ledger.Ticket[*version]) (driver
 		if c.ledger.Report(t, o, now) {
 			c.switched(v)
 		}
+		if o == ledger.Accepted && t.Claim {
+			// A refused version logs in again only as a trial or probe.
+			refusals.Delete(v.key)
+		}
 	}
 	err = explainDialError(err)
 	if o == ledger.Abandoned && ctx.Err() == nil {
@@ -307,6 +311,7 @@ func (c *Connector) refused(v *version, err error, already bool) {
 	var me *mysql.MySQLError
 	if errors.As(err, &me) {
 		v.lastErr.Store(me)
+		refusals.Store(v.key, me)
 	}
 	sec := v.secret.Load()
 	c.log.LogAttrs(context.Background(), slog.LevelInfo, "rotatingmysql: login refused (1045)",
@@ -517,10 +522,20 @@ func (c *Connector) lastRefusal() *mysql.MySQLError {
 			if me := v.lastErr.Load(); me != nil {
 				return me
 			}
+			// Refused to another pool of the process (the refusal holds
+			// for every pool with the same login settings).
+			if me, ok := refusals.Load(v.key); ok {
+				return me.(*mysql.MySQLError)
+			}
 		}
 	}
 	return nil
 }
+
+// refusals holds the server's last 1045 for each version refused in the
+// process, for the ConnectError of pools that were held back by another
+// pool's refusal; an accepted login of the version forgets it.
+var refusals sync.Map // ledger.Key -> *mysql.MySQLError
 
 // fetchError wraps a source error with the secret and stage.
 func (c *Connector) fetchError(stage credsource.Stage, err error) error {
