@@ -308,7 +308,9 @@ func TestBoundTLSPoolBesidePlainPool(t *testing.T) {
 	}
 	tlsDB := b.open(rotatingmysql.WithTLSConfig(tlsCfg))
 	tlsDB.SetMaxIdleConns(0)
-	plainDB := b.open()
+	// retryTimeout 1 s: the plain pool's Pings, held back after its
+	// refusal, give up after a second rather than the default 10 s.
+	plainDB := b.open(func(c *rotatingmysql.Config) error { c.Retry.Timeout = time.Second; return nil })
 	plainDB.SetMaxIdleConns(0)
 
 	// The worst order: the plain pool meets 1045 first.
@@ -365,10 +367,15 @@ func TestBoundFourPoolsOneWrongSecret(t *testing.T) {
 		what string
 		db   *sql.DB
 	}{
-		{"DSN", b.openDSN(b.arn + "?dbname=" + dbNames[0])},
-		{"DSN, isolateCache=true", b.openDSN(b.arn + "?isolateCache=true&dbname=" + dbNames[1])},
-		{"Go API, own aws.Config", b.open(func(c *rotatingmysql.Config) error { c.DBName = dbNames[2]; return nil })},
-		{"DSN, isolateCache=true (2)", b.openDSN(b.arn + "?isolateCache=true&dbname=" + dbNames[3])},
+		// retryTimeout=1s: a Ping held back by the others' refusal gives
+		// up after a second rather than wait out the default 10 s.
+		{"DSN", b.openDSN(b.arn + "?retryTimeout=1s&dbname=" + dbNames[0])},
+		{"DSN, isolateCache=true", b.openDSN(b.arn + "?retryTimeout=1s&isolateCache=true&dbname=" + dbNames[1])},
+		{"Go API, own aws.Config", b.open(func(c *rotatingmysql.Config) error {
+			c.DBName, c.Retry.Timeout = dbNames[2], time.Second
+			return nil
+		})},
+		{"DSN, isolateCache=true (2)", b.openDSN(b.arn + "?retryTimeout=1s&isolateCache=true&dbname=" + dbNames[3])},
 	}
 	var wg sync.WaitGroup
 	sinks := make([]*errorSink, len(pools))
