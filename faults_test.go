@@ -101,13 +101,13 @@ func TestFaultPasswordUnchanged(t *testing.T) {
 			cur0, pend0 := b.stageCalls()
 			fetches0 := c.Stats().Fetches[credsource.Current]
 			sink := &errorSink{}
-			stop := dialLoad(db, 8, 15*time.Second, sink)
+			l := dialLoad(db, 8, 15*time.Second, sink)
 			time.Sleep(200 * time.Millisecond)
 			fc.inject(b)
 			time.Sleep(fc.duration)
 			fc.clear(b)
 			time.Sleep(2 * ttl)
-			queries := stop()
+			queries := l.finish()
 
 			cur, pend := b.stageCalls()
 			cur, pend = cur-cur0, pend-pend0
@@ -154,7 +154,7 @@ func TestFaultDuringRotation(t *testing.T) {
 			cur0, pend0 := b.stageCalls()
 			st0 := c.Stats()
 			sink := &errorSink{}
-			stop := dialLoad(db, 64, 15*time.Second, sink)
+			l := dialLoad(db, 64, 15*time.Second, sink)
 			time.Sleep(200 * time.Millisecond)
 
 			fc.inject(b)
@@ -170,7 +170,7 @@ func TestFaultDuringRotation(t *testing.T) {
 			// waiting when it ends recover, and the load then runs clean.
 			settled := time.Now().Add(4 * time.Second)
 			time.Sleep(time.Until(settled) + 1500*time.Millisecond)
-			queries := stop()
+			queries := l.finish()
 
 			cur, pend := b.stageCalls()
 			cur, pend = cur-cur0, pend-pend0
@@ -256,13 +256,13 @@ func TestFaultSlowSecretsManager(t *testing.T) {
 		calls0 := b.apiCalls()
 		sink := &errorSink{}
 		// Each query must be done within 1 s, well before the answer.
-		stop := dialLoad(db, 8, time.Second, sink)
+		l := dialLoad(db, 8, time.Second, sink)
 		time.Sleep(200 * time.Millisecond)
 		b.sm.Fail("GetSecretValue", slow)
 		time.Sleep(2 * delay)
 		b.sm.ClearFaults()
 		time.Sleep(2 * ttl)
-		queries := stop()
+		queries := l.finish()
 		errs := sink.all()
 		calls := b.apiCalls() - calls0
 		t.Logf("Secrets Manager %v slow for %v, queries bounded by 1s: %d queries, %d errors, %d API calls", delay, 2*delay, queries, len(errs), calls)
@@ -295,7 +295,7 @@ func TestFaultDatabaseRestart(t *testing.T) {
 	ping(t, db)
 	calls0 := b.apiCalls()
 	sink := &errorSink{}
-	stop := dialLoad(db, 8, 5*time.Second, sink)
+	l := dialLoad(db, 8, 5*time.Second, sink)
 	time.Sleep(500 * time.Millisecond)
 	began := time.Now()
 	if err := b.srv.Restart(context.Background()); err != nil {
@@ -306,7 +306,7 @@ func TestFaultDatabaseRestart(t *testing.T) {
 	// queries; after a second everything is new.
 	clean := back.Add(time.Second)
 	time.Sleep(time.Until(clean) + 2*time.Second)
-	queries := stop()
+	queries := l.finish()
 
 	errs := sink.all()
 	t.Logf("restart took %v; %d queries, %d errors (all before %v after the restart)",
@@ -445,7 +445,7 @@ func TestFaultAgentKilledMidRotation(t *testing.T) {
 			ping(t, db)
 			st0, calls0 := c.Stats(), b.apiCalls()
 			sink := &errorSink{}
-			stop := dialLoad(db, 16, 15*time.Second, sink)
+			l := dialLoad(db, 16, 15*time.Second, sink)
 			time.Sleep(200 * time.Millisecond)
 
 			var back time.Time
@@ -471,7 +471,7 @@ func TestFaultAgentKilledMidRotation(t *testing.T) {
 			}
 			<-restarted
 			time.Sleep(3 * time.Second)
-			queries := stop()
+			queries := l.finish()
 
 			st := c.Stats()
 			fCur := st.Fetches[credsource.Current] - st0.Fetches[credsource.Current]

@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -140,34 +139,6 @@ func pingN(db *sql.DB, n int, sink *errorSink) {
 	}
 }
 
-// dialLoad runs workers goroutines that query db in a loop, each query
-// bounded by timeout, until stop is called; every error goes to sink. stop
-// returns how many queries succeeded.
-func dialLoad(db *sql.DB, workers int, timeout time.Duration, sink *errorSink) (stop func() int64) {
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	var ok atomic.Int64
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				qctx, qcancel := context.WithTimeout(ctx, timeout)
-				var one int
-				err := db.QueryRowContext(qctx, "SELECT 1").Scan(&one)
-				qcancel()
-				switch {
-				case err == nil:
-					ok.Add(1)
-				case ctx.Err() == nil:
-					sink.add(err)
-				}
-			}
-		}()
-	}
-	return func() int64 { cancel(); wg.Wait(); return ok.Load() }
-}
-
 // TestNoPasswordInLogsOrErrors runs the rotation and failure scenarios with
 // a debug-level logger (JSON and text) and checks that no password of any
 // version appears in the log or in any error the application saw, under
@@ -191,11 +162,11 @@ func TestNoPasswordInLogsOrErrors(t *testing.T) {
 		b := newBed(t, "leak-Initial-Pw-1")
 		db := b.open(opts(rotatingmysql.WithTTL(300 * time.Millisecond))...)
 		db.SetMaxIdleConns(0)
-		stop := dialLoad(db, 8, 15*time.Second, sink)
+		l := dialLoad(db, 8, 15*time.Second, sink)
 		b.rot.Pause = 500 * time.Millisecond
 		err := b.rot.Rotate(ctx)
 		time.Sleep(500 * time.Millisecond)
-		stop()
+		l.finish()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -217,10 +188,10 @@ func TestNoPasswordInLogsOrErrors(t *testing.T) {
 		b.rot.Strategy = rotatingmysqltest.MultiUser
 		db := b.open(opts(rotatingmysql.WithTTL(200 * time.Millisecond))...)
 		db.SetMaxIdleConns(0)
-		stop := dialLoad(db, 4, 15*time.Second, sink)
+		l := dialLoad(db, 4, 15*time.Second, sink)
 		err := b.rot.Rotate(ctx)
 		time.Sleep(400 * time.Millisecond)
-		stop()
+		l.finish()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -293,9 +264,9 @@ func TestNoPasswordInLogsOrErrors(t *testing.T) {
 		b.front.SetTokenLifetime(time.Second) // some logins meet an expired token
 		db := b.open(opts(rotatingmysql.WithTTL(200 * time.Millisecond))...)
 		db.SetMaxIdleConns(0)
-		stop := dialLoad(db, 4, 15*time.Second, sink)
+		l := dialLoad(db, 4, 15*time.Second, sink)
 		waitFor(t, "4 IAM tokens", func() bool { return b.front.Stats().DistinctTokens >= 4 })
-		stop()
+		l.finish()
 		iamSecrets(b)
 	})
 	t.Run("iam refused, wrong secret key, session token", func(t *testing.T) {

@@ -39,11 +39,11 @@ func TestSoak(t *testing.T) {
 	calls0, denied0 := b.apiCalls(), b.deniedLogins()
 
 	sink := &errorSink{}
-	stop := dialLoad(db, workers, 15*time.Second, sink)
+	l := dialLoad(db, workers, 15*time.Second, sink)
 	stopped := false
 	defer func() {
 		if !stopped {
-			stop()
+			l.finish()
 		}
 	}()
 	b.rot.Pause = pause
@@ -68,7 +68,7 @@ func TestSoak(t *testing.T) {
 		}
 	}
 	heapEnd := heapAlloc()
-	queries := stop()
+	queries := l.finish()
 	stopped = true
 	took := time.Since(began)
 

@@ -39,7 +39,7 @@ func TestThrottledRotationBoundsRequestRate(t *testing.T) {
 		t.Fatal(err)
 	}
 	sink := &errorSink{}
-	stop := dialLoad(db, 8, 15*time.Second, sink)
+	l := dialLoad(db, 8, 15*time.Second, sink)
 	// Four seconds of throttling, counted by the emulator's seconds.
 	throttledFrom := b.sm.RateOrigin()
 	waitSeconds(b, throttledFrom, 4)
@@ -56,7 +56,7 @@ func TestThrottledRotationBoundsRequestRate(t *testing.T) {
 	}
 	settled := time.Now()
 	time.Sleep(time.Second)
-	queries := stop()
+	queries := l.finish()
 
 	total, throttled := 0, 0
 	for i, r := range rates[:min(4, len(rates))] {
