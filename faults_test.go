@@ -91,9 +91,11 @@ var smFaults = []faultCase{
 // application errors), AWSPENDING is never asked for (no 1045 happened), and
 // the failing service is asked at most once per TTL.
 func TestFaultPasswordUnchanged(t *testing.T) {
+	t.Parallel()
 	const ttl = 500 * time.Millisecond
 	for _, fc := range smFaults {
 		t.Run(fc.name, func(t *testing.T) {
+			t.Parallel()
 			b := newBed(t, "unchanged-Pw-"+fc.name[:4])
 			c, db := b.openWithConnector(rotatingmysql.WithTTL(ttl))
 			db.SetMaxIdleConns(0)
@@ -104,10 +106,13 @@ func TestFaultPasswordUnchanged(t *testing.T) {
 			l := dialLoad(db, 8, 15*time.Second, sink)
 			time.Sleep(200 * time.Millisecond)
 			fc.inject(b)
+			injected := time.Now()
 			time.Sleep(fc.duration)
 			fc.clear(b)
+			cleared := time.Now()
 			time.Sleep(2 * ttl)
 			queries := l.finish()
+			l.meets(t, injected, cleared, "the fault")
 
 			cur, pend := b.stageCalls()
 			cur, pend = cur-cur0, pend-pend0
@@ -145,8 +150,10 @@ func TestFaultPasswordUnchanged(t *testing.T) {
 // bound); the API sees at most a few requests per stage, the SDK's retries
 // included; and once the fault ends, new connections work.
 func TestFaultDuringRotation(t *testing.T) {
+	t.Parallel()
 	for _, fc := range smFaults {
 		t.Run(fc.name, func(t *testing.T) {
+			t.Parallel()
 			b := newBed(t, "rotfault-Pw-"+fc.name[:4])
 			c, db := b.openWithConnector()
 			db.SetMaxIdleConns(0)
@@ -158,7 +165,8 @@ func TestFaultDuringRotation(t *testing.T) {
 			time.Sleep(200 * time.Millisecond)
 
 			fc.inject(b)
-			faultEnd := time.Now().Add(fc.duration)
+			injected := time.Now()
+			faultEnd := injected.Add(fc.duration)
 			clear := time.AfterFunc(fc.duration, func() { fc.clear(b) })
 			defer clear.Stop()
 			b.rot.Pause = time.Second
@@ -171,6 +179,7 @@ func TestFaultDuringRotation(t *testing.T) {
 			settled := time.Now().Add(4 * time.Second)
 			time.Sleep(time.Until(settled) + 1500*time.Millisecond)
 			queries := l.finish()
+			l.meets(t, injected, faultEnd, "the fault")
 
 			cur, pend := b.stageCalls()
 			cur, pend = cur-cur0, pend-pend0
@@ -220,9 +229,11 @@ func TestFaultDuringRotation(t *testing.T) {
 // TestFaultSlowSecretsManager: the Secrets Manager answers later than the
 // callers' deadlines.
 func TestFaultSlowSecretsManager(t *testing.T) {
+	t.Parallel()
 	const delay = 3 * time.Second
 	slow := rotatingmysqltest.Fault{Delay: delay}
 	t.Run("first connection returns at its deadline", func(t *testing.T) {
+		t.Parallel()
 		b := newBed(t, "slow-Pw-1")
 		b.sm.Fail("GetSecretValue", slow)
 		db := b.open()
@@ -248,6 +259,7 @@ func TestFaultSlowSecretsManager(t *testing.T) {
 		}
 	})
 	t.Run("password unchanged: cached password serves", func(t *testing.T) {
+		t.Parallel()
 		b := newBed(t, "slow-Pw-2")
 		const ttl = 500 * time.Millisecond
 		db := b.open(rotatingmysql.WithTTL(ttl))
@@ -259,10 +271,13 @@ func TestFaultSlowSecretsManager(t *testing.T) {
 		l := dialLoad(db, 8, time.Second, sink)
 		time.Sleep(200 * time.Millisecond)
 		b.sm.Fail("GetSecretValue", slow)
+		slowFrom := time.Now()
 		time.Sleep(2 * delay)
 		b.sm.ClearFaults()
+		slowTo := time.Now()
 		time.Sleep(2 * ttl)
 		queries := l.finish()
+		l.meets(t, slowFrom, slowTo, "the slow Secrets Manager")
 		errs := sink.all()
 		calls := b.apiCalls() - calls0
 		t.Logf("Secrets Manager %v slow for %v, queries bounded by 1s: %d queries, %d errors, %d API calls", delay, 2*delay, queries, len(errs), calls)
@@ -289,6 +304,7 @@ func TestFaultSlowSecretsManager(t *testing.T) {
 // refetch, no failed login) and that new connections work as soon as the
 // server is back.
 func TestFaultDatabaseRestart(t *testing.T) {
+	// Serial: restarts the shared server, breaking every connection.
 	b := newBed(t, "restart-Pw")
 	c, db := b.openWithConnector()
 	db.SetMaxIdleConns(2)
@@ -307,6 +323,7 @@ func TestFaultDatabaseRestart(t *testing.T) {
 	clean := back.Add(time.Second)
 	time.Sleep(time.Until(clean) + 2*time.Second)
 	queries := l.finish()
+	l.meets(t, began, clean, "the restart and the second after it")
 
 	errs := sink.all()
 	t.Logf("restart took %v; %d queries, %d errors (all before %v after the restart)",
@@ -336,6 +353,8 @@ func TestFaultDatabaseRestart(t *testing.T) {
 // TestCancelDuringBackoff: a context cancelled while Connect waits between
 // recovery rounds ends the Connect within 50 ms.
 func TestCancelDuringBackoff(t *testing.T) {
+	// Serial: bounds a wall-clock delay (50 ms from the cancel) that the
+	// CPU load of parallel tests would stretch.
 	b := newBed(t, "cancel-Real-Pw")
 	b.putWrong("cancel-Wrong-Current", "cancel-Wrong-Pending")
 	// A backoff of 5 s: a Connect that returns soon after the cancel did
@@ -380,6 +399,8 @@ func TestCancelDuringBackoff(t *testing.T) {
 // TestCancelWhileFetching: the same bound holds while Connect waits for a
 // slow secret fetch, first use and recovery alike.
 func TestCancelWhileFetching(t *testing.T) {
+	// Serial: bounds a wall-clock delay (50 ms from the cancel) that the
+	// CPU load of parallel tests would stretch.
 	b := newBed(t, "cancel-Fetch-Pw")
 	for _, phase := range []string{"first fetch", "refresh after 1045"} {
 		db := b.open()
@@ -425,6 +446,7 @@ func TestCancelWhileFetching(t *testing.T) {
 // the chain agent,secretsmanager the API answers meanwhile. Either way the
 // application sees no error.
 func TestFaultAgentKilledMidRotation(t *testing.T) {
+	// Serial: sets environment variables (t.Setenv).
 	const down = 2 * time.Second
 	for _, source := range []string{"agent", "agent,secretsmanager"} {
 		t.Run(source, func(t *testing.T) {
@@ -448,7 +470,7 @@ func TestFaultAgentKilledMidRotation(t *testing.T) {
 			l := dialLoad(db, 16, 15*time.Second, sink)
 			time.Sleep(200 * time.Millisecond)
 
-			var back time.Time
+			var killed, back time.Time
 			restarted := make(chan struct{})
 			b.rot.OnStep = func(s rotatingmysqltest.Step) {
 				if s != rotatingmysqltest.StepTestSecret {
@@ -457,6 +479,7 @@ func TestFaultAgentKilledMidRotation(t *testing.T) {
 				if err := ag.Stop(); err != nil {
 					t.Error(err)
 				}
+				killed = time.Now()
 				time.AfterFunc(down, func() {
 					if err := ag.Start(); err != nil {
 						t.Error(err)
@@ -472,6 +495,7 @@ func TestFaultAgentKilledMidRotation(t *testing.T) {
 			<-restarted
 			time.Sleep(3 * time.Second)
 			queries := l.finish()
+			l.meets(t, killed, back, "the agent's downtime")
 
 			st := c.Stats()
 			fCur := st.Fetches[credsource.Current] - st0.Fetches[credsource.Current]

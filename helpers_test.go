@@ -168,40 +168,30 @@ type span struct{ began, ended time.Time }
 
 // startLoad starts a load of workers goroutines on db, each query bounded
 // by 15 s. stop or stopCleanFrom ends it and checks its errors.
-func startLoad(db *sql.DB, workers int) *load { return runLoad(db, workers, 15*time.Second, nil) }
+func startLoad(db *sql.DB, workers int) *load {
+	return runLoad(db, workers, loadRate, 15*time.Second, nil)
+}
 
 // dialLoad starts a load of workers goroutines on db, each query bounded by
 // timeout, whose errors go to sink (an error of a query cut short by the
 // load's end is none). finish ends it.
 func dialLoad(db *sql.DB, workers int, timeout time.Duration, sink *errorSink) *load {
-	return runLoad(db, workers, timeout, sink)
+	return runLoad(db, workers, loadRate, timeout, sink)
 }
 
-func runLoad(db *sql.DB, workers int, timeout time.Duration, sink *errorSink) *load {
+// runLoad starts a load of workers goroutines on db that start rate
+// queries a second in all (rate 0: each worker back to back, flat out),
+// each bounded by timeout; with a sink, errors go there.
+func runLoad(db *sql.DB, workers, rate int, timeout time.Duration, sink *errorSink) *load {
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &load{cancel: cancel, sink: sink}
-	// One ticker paces every worker: a tick not taken (all workers busy) is
-	// dropped, so a load never bursts to catch up.
 	tokens := make(chan struct{})
-	l.wg.Add(1)
-	go func() {
-		defer l.wg.Done()
-		tick := time.NewTicker(time.Second / loadRate)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			select {
-			case tokens <- struct{}{}:
-			case <-tick.C: // every worker busy: drop the tick
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
+	if rate <= 0 {
+		close(tokens) // unpaced: every receive succeeds at once
+	} else {
+		l.wg.Add(1)
+		go l.pace(ctx, rate, tokens)
+	}
 	for range workers {
 		l.wg.Add(1)
 		go func() {
@@ -253,6 +243,27 @@ func (l *load) record(s span) {
 	l.recorded++
 }
 
+// pace sends on tokens rate times a second until ctx ends. While every
+// worker is busy the ticker drops ticks (its channel holds one), so a load
+// never bursts to catch up.
+func (l *load) pace(ctx context.Context, rate int, tokens chan<- struct{}) {
+	defer l.wg.Done()
+	tick := time.NewTicker(time.Second / time.Duration(rate))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		select {
+		case tokens <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
 // finish ends the load and returns how many queries succeeded.
 func (l *load) finish() int64 {
 	l.halt()
@@ -273,12 +284,28 @@ func (l *load) meeting(from, to time.Time) int {
 	return n
 }
 
+// meetings returns how many queries of loads were in flight at some moment
+// of [from, to], all loads together.
+func meetings(loads []*load, from, to time.Time) int {
+	n := 0
+	for _, l := range loads {
+		n += l.meeting(from, to)
+	}
+	return n
+}
+
 // meets fails the test unless at least minMeeting of the load's
 // connections were in flight during [from, to] (what names the window):
 // a window no connection met proves nothing. Call it after the load ended.
 func (l *load) meets(t *testing.T, from, to time.Time, what string) {
 	t.Helper()
-	n := l.meeting(from, to)
+	meet(t, l.meeting(from, to), from, to, what)
+}
+
+// meet fails the test unless n, the connections in flight during [from,
+// to], is at least minMeeting.
+func meet(t *testing.T, n int, from, to time.Time, what string) {
+	t.Helper()
 	t.Logf("%d connections met %s (%v)", n, what, to.Sub(from).Round(time.Millisecond))
 	if n < minMeeting {
 		t.Errorf("only %d connections met %s, want at least %d: the window proves nothing", n, what, minMeeting)

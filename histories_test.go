@@ -44,8 +44,10 @@ func pingUntil(t *testing.T, db *sql.DB, deadline time.Time) (time.Time, error) 
 // the service is back, pinged every 250 ms: a failed first fetch is not
 // remembered (it used to be, for the whole TTL).
 func TestHistoryColdStartOutage(t *testing.T) {
+	t.Parallel()
 	for _, fc := range smFaults {
 		t.Run(fc.name, func(t *testing.T) {
+			t.Parallel()
 			b := newBed(t, "cold-Start-pw")
 			fc.inject(b)
 			db := b.open()
@@ -79,6 +81,7 @@ func TestHistoryColdStartOutage(t *testing.T) {
 // in mid-life does not erase the version that works: new connections keep
 // logging in with it while the TTL expires again and again.
 func TestHistoryNotFoundKeepsServing(t *testing.T) {
+	t.Parallel()
 	b := newBed(t, "not-Found-pw")
 	c, db := b.openWithConnector(rotatingmysql.WithTTL(100 * time.Millisecond))
 	db.SetMaxIdleConns(0)
@@ -105,6 +108,7 @@ func TestHistoryNotFoundKeepsServing(t *testing.T) {
 // Ping succeeds within the hold plus a few seconds: nothing pins the dead
 // version.
 func TestHistoryMigrationToLaterUser(t *testing.T) {
+	t.Parallel()
 	b := newBed(t, "migrate-Old-pw")
 	ctx := context.Background()
 	hold := 2 * time.Second
@@ -158,8 +162,10 @@ func TestHistoryMigrationToLaterUser(t *testing.T) {
 // AWSCURRENT first and is refused; the ALTER USER then proves the server
 // changed, which clears that refusal.
 func TestHistorySecretFirstThenAlterUser(t *testing.T) {
+	t.Parallel()
 	for _, ttl := range []time.Duration{0, 500 * time.Millisecond} {
 		t.Run(fmt.Sprintf("ttl=%v", ttl), func(t *testing.T) {
+			t.Parallel()
 			b := newBed(t, "secret-First-Old")
 			opts := []rotatingmysql.Option{}
 			if ttl > 0 {
@@ -173,6 +179,7 @@ func TestHistorySecretFirstThenAlterUser(t *testing.T) {
 			if _, err := b.sm.Store().PutSecretValue(b.arn, rotatingmysqltest.SecretJSON(b.host, b.port, b.user, "secret-First-New", b.db), nil); err != nil {
 				t.Fatal(err)
 			}
+			put := time.Now()
 			time.Sleep(3 * time.Second)
 			if err := b.srv.SetPassword(context.Background(), b.user, "secret-First-New"); err != nil {
 				t.Fatal(err)
@@ -180,6 +187,7 @@ func TestHistorySecretFirstThenAlterUser(t *testing.T) {
 			altered := time.Now()
 			time.Sleep(3 * time.Second)
 			l.stopCleanFrom(t, altered.Add(2*time.Second), "2s after ALTER USER")
+			l.meets(t, put, altered, "the time between the secret's change and the ALTER USER")
 		})
 	}
 }
@@ -189,12 +197,14 @@ func TestHistorySecretFirstThenAlterUser(t *testing.T) {
 // server, AWSPENDING removed): 0 application errors from 2 s after the
 // rollback.
 func TestHistoryRollbackAfterPending(t *testing.T) {
+	t.Parallel()
 	b := newBed(t, "rollback-Old-pw")
 	ctx := context.Background()
 	c, db := b.openWithConnector()
 	db.SetMaxIdleConns(0)
 	ping(t, db)
 	l := startLoad(db, 8)
+	changed := time.Now()
 	if err := errors.Join(b.rot.CreateSecret(ctx), b.rot.SetSecret(ctx)); err != nil {
 		t.Fatal(err)
 	}
@@ -215,6 +225,7 @@ func TestHistoryRollbackAfterPending(t *testing.T) {
 	rolledBack := time.Now()
 	time.Sleep(4 * time.Second)
 	l.stopCleanFrom(t, rolledBack.Add(2*time.Second), "2s after the rollback")
+	l.meets(t, changed, rolledBack, "the stuck rotation and its rollback")
 }
 
 // TestHistoryWrongEverywhereHolds: a secret wrong everywhere, 12
@@ -227,6 +238,8 @@ func TestHistoryRollbackAfterPending(t *testing.T) {
 // ROTATINGMYSQL_WRONG_FOR=3m runs the default 1-minute hold for 3 minutes
 // with max_password_errors = 10 (budget: 1 + 2 probes).
 func TestHistoryWrongEverywhereHolds(t *testing.T) {
+	// Serial: sets the server-wide max_password_errors, which would block
+	// the accounts of parallel tests, and compares Access_denied_errors.
 	hold, ttl, run, limit := 500*time.Millisecond, 4*time.Second, 8*time.Second, 6
 	if v := os.Getenv("ROTATINGMYSQL_WRONG_FOR"); v != "" {
 		d, err := time.ParseDuration(v)
@@ -288,6 +301,7 @@ func TestHistoryWrongEverywhereHolds(t *testing.T) {
 // Connect with no deadline is bounded by retryTimeout, the first fetch
 // included.
 func TestErrorsSayWhoseDeadline(t *testing.T) {
+	t.Parallel()
 	b := newBed(t, "whose-Deadline-pw")
 	// A Secrets Manager slower than every deadline.
 	b.sm.Fail("GetSecretValue", rotatingmysqltest.Fault{Delay: 3 * time.Second})
@@ -317,6 +331,8 @@ func TestErrorsSayWhoseDeadline(t *testing.T) {
 // one source and cache: 1 GetSecretValue call to open them all, at most 4
 // during a full rotation under load, and 0 application errors.
 func TestSharedCacheEightPools(t *testing.T) {
+	// Serial: compares the server-wide Access_denied_errors before and after
+	// (parallel tests would add their failed logins).
 	b := newBed(t, "shared-Eight-pw")
 	dbs := make([]*sql.DB, 8)
 	for i := range dbs {
@@ -329,20 +345,24 @@ func TestSharedCacheEightPools(t *testing.T) {
 	if n := b.apiCalls(); n != 1 {
 		t.Errorf("opening 8 databases on one secret made %d GetSecretValue calls, want 1", n)
 	}
+	// loadRate in all, shared by the pools.
 	loads := make([]*load, len(dbs))
 	for i, db := range dbs {
-		loads[i] = startLoad(db, 2)
+		loads[i] = runLoad(db, 2, loadRate/len(dbs), 15*time.Second, nil)
 	}
 	calls0, denied0 := b.apiCalls(), b.deniedLogins()
 	time.Sleep(200 * time.Millisecond)
 	b.rot.Pause = 500 * time.Millisecond
+	rotating := time.Now()
 	if err := b.rot.Rotate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	rotated := time.Now()
 	time.Sleep(500 * time.Millisecond)
 	for _, l := range loads {
 		l.stop(t)
 	}
+	meet(t, meetings(loads, rotating, rotated), rotating, rotated, "the rotation, 8 pools together")
 	calls, denied := b.apiCalls()-calls0, b.deniedLogins()-denied0-1 // the rotator's own
 	t.Logf("8 pools through a rotation: %d GetSecretValue calls, %d failed logins by the driver", calls, denied)
 	if calls > 4 {

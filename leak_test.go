@@ -144,6 +144,7 @@ func pingN(db *sql.DB, n int, sink *errorSink) {
 // version appears in the log or in any error the application saw, under
 // every fmt verb.
 func TestNoPasswordInLogsOrErrors(t *testing.T) {
+	t.Parallel()
 	var logs leakLog
 	logger := slog.New(teeHandler(
 		slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}),

@@ -24,6 +24,7 @@ const throttledPerSecond = 12
 // counted per second by the emulator. When the quota frees, the process
 // learns the new password and its queries succeed again.
 func TestThrottledRotationBoundsRequestRate(t *testing.T) {
+	t.Parallel()
 	b := newBed(t, "throttle-Initial-Pw-1")
 	c, db := b.openWithConnector()
 	db.SetMaxIdleConns(0)
