@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -27,7 +28,20 @@ import (
 // leaked goroutines once the tests have passed and the server has stopped.
 type testdbMain struct{ m *testing.M }
 
-func (r testdbMain) Run() int { return testdb.Run(r.m) }
+// Every Example of this package logs in to that server, and an Example
+// cannot skip itself: under go test -short, which starts no server, they
+// are left out (unless -skip is given).
+func (r testdbMain) Run() int {
+	if !flag.Parsed() {
+		flag.Parse() // for testing.Short; m.Run parses only once
+	}
+	if skip := flag.Lookup("test.skip"); testing.Short() && skip != nil && skip.Value.String() == "" {
+		if err := skip.Value.Set("^Example"); err != nil {
+			panic(err)
+		}
+	}
+	return testdb.Run(r.m)
+}
 
 // leakLog is a bytes.Buffer safe for the concurrent writes of a logger.
 type leakLog struct {
@@ -145,6 +159,7 @@ func pingN(db *sql.DB, n int, sink *errorSink) {
 // every fmt verb.
 func TestNoPasswordInLogsOrErrors(t *testing.T) {
 	t.Parallel()
+	testdb.Require(t) // every scenario needs the server
 	var logs leakLog
 	logger := slog.New(teeHandler(
 		slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}),
