@@ -22,7 +22,7 @@ import (
 // The counting tests measure what one rotation costs one process: calls to
 // Secrets Manager (counted by the emulator) and failed logins (counted by a
 // mysql DialFunc that records every dial, and checked against the server's
-// Access_denied_errors). They assert counts and orderings, never durations.
+// count of the account's refused logins). They assert counts and orderings, never durations.
 // Each logs a "count:" line that scripts/bench.sh collects for the README.
 
 // connectRecord is what one Connect did: when it ran and the dials it made.
@@ -237,8 +237,7 @@ var dialerCounts = []int{1, 64, 256}
 // plus one; no Connect that began after the driver had met the 1045 tried
 // the old password).
 func TestCountRotationUnderLoad(t *testing.T) {
-	// Serial: compares the server-wide Access_denied_errors before and after
-	// (parallel tests would add their failed logins).
+	t.Parallel()
 	for _, n := range dialerCounts {
 		t.Run(fmt.Sprintf("dialers=%d", n), func(t *testing.T) {
 			b := newBed(t, "count-load-Password-1")
@@ -386,8 +385,7 @@ func (k *counted) inFlight(t1, t2, changeEnd time.Time) (inFlight, late, atChang
 // or 256 Connects: none may try the refused password, and all of them
 // share the one refresh.
 func TestCountNoDialWithRefusedPassword(t *testing.T) {
-	// Serial: compares the server-wide Access_denied_errors before and after
-	// (parallel tests would add their failed logins).
+	t.Parallel()
 	for _, n := range dialerCounts {
 		t.Run(fmt.Sprintf("dialers=%d", n), func(t *testing.T) {
 			b := newBed(t, "count-hold-Password-1")

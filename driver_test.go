@@ -112,8 +112,7 @@ func TestSecretShapes(t *testing.T) {
 // rotationLoad runs a single-user rotation under load (workers goroutines,
 // every query dials) and checks the bounds of the core issue.
 func TestRotationUnderLoad(t *testing.T) {
-	// Serial: compares the server-wide Access_denied_errors before and after
-	// (parallel tests would add their failed logins).
+	t.Parallel()
 	for _, tc := range []struct {
 		name   string
 		stuck  bool
@@ -176,8 +175,7 @@ func TestRotationUnderLoad(t *testing.T) {
 }
 
 func TestBurstAfterCompletedRotation(t *testing.T) {
-	// Serial: compares the server-wide Access_denied_errors before and after
-	// (parallel tests would add their failed logins).
+	t.Parallel()
 	b := newBed(t, "before-rotation-1")
 	db := b.open()
 	db.SetMaxIdleConns(0)
@@ -219,8 +217,7 @@ func TestBurstAfterCompletedRotation(t *testing.T) {
 }
 
 func TestWrongEverywhereFailsFastAndSafe(t *testing.T) {
-	// Serial: compares the server-wide Access_denied_errors before and after
-	// (parallel tests would add their failed logins).
+	t.Parallel()
 	b := newBed(t, "the-real-password")
 	store := b.sm.Store()
 	if _, err := store.PutSecretValue(b.arn, rotatingmysqltest.SecretJSON(b.host, b.port, b.user, "wrong-current", b.db), nil); err != nil {
@@ -333,8 +330,7 @@ func TestDatabaseDownNoRefreshStorm(t *testing.T) {
 }
 
 func TestAccountLockedIsNotRetried(t *testing.T) {
-	// Serial: compares the server-wide Access_denied_errors before and after
-	// (parallel tests would add their failed logins).
+	t.Parallel()
 	b := newBed(t, "lock-pw")
 	ctx := context.Background()
 	if _, err := b.srv.Root().ExecContext(ctx, fmt.Sprintf("ALTER USER '%s'@'%%' ACCOUNT LOCK", b.user)); err != nil {

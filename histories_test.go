@@ -239,7 +239,7 @@ func TestHistoryRollbackAfterPending(t *testing.T) {
 // with max_password_errors = 10 (budget: 1 + 2 probes).
 func TestHistoryWrongEverywhereHolds(t *testing.T) {
 	// Serial: sets the server-wide max_password_errors, which would block
-	// the accounts of parallel tests, and compares Access_denied_errors.
+	// the accounts of parallel tests.
 	hold, ttl, run, limit := 500*time.Millisecond, 4*time.Second, 8*time.Second, 6
 	if v := os.Getenv("ROTATINGMYSQL_WRONG_FOR"); v != "" {
 		d, err := time.ParseDuration(v)
@@ -331,8 +331,7 @@ func TestErrorsSayWhoseDeadline(t *testing.T) {
 // one source and cache: 1 GetSecretValue call to open them all, at most 4
 // during a full rotation under load, and 0 application errors.
 func TestSharedCacheEightPools(t *testing.T) {
-	// Serial: compares the server-wide Access_denied_errors before and after
-	// (parallel tests would add their failed logins).
+	// Serial: sets environment variables (t.Setenv).
 	b := newBed(t, "shared-Eight-pw")
 	dbs := make([]*sql.DB, 8)
 	for i := range dbs {

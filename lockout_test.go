@@ -101,7 +101,7 @@ func (d *dialCounter) option() rotatingmysql.Option {
 // failed login of the rotation's own setSecret step.
 func TestLockoutRotationUnderLoad(t *testing.T) {
 	// Serial: sets the server-wide max_password_errors, which would block
-	// the accounts of parallel tests, and compares Access_denied_errors.
+	// the accounts of parallel tests.
 	for _, w := range []int{16, 32} {
 		t.Run(fmt.Sprintf("W=%d", w), func(t *testing.T) {
 			b := newBed(t, fmt.Sprintf("lockout-Initial-Pw-%d", w))
@@ -142,7 +142,7 @@ func TestLockoutRotationUnderLoad(t *testing.T) {
 // are not dialed again).
 func TestLockoutWrongEverywhere(t *testing.T) {
 	// Serial: sets the server-wide max_password_errors, which would block
-	// the accounts of parallel tests, and compares Access_denied_errors.
+	// the accounts of parallel tests.
 	b := newBed(t, "lockout-Real-Pw")
 	b.srv.TempGlobal(t, "max_password_errors", 6)
 	b.putWrong("lockout-Wrong-Current", "lockout-Wrong-Pending")

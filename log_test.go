@@ -79,8 +79,7 @@ const (
 )
 
 func TestLogThroughRotation(t *testing.T) {
-	// Serial: compares the server-wide Access_denied_errors before and after
-	// (parallel tests would add their failed logins).
+	t.Parallel()
 	b := newBed(t, "log-Initial-pw1")
 	rec := &logRecorder{}
 	var text, js logBuffer

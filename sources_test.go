@@ -63,8 +63,7 @@ func checkAgentRequests(t *testing.T, ag *rotatingmysqltest.Agent) (refreshes in
 }
 
 func TestAgentSourceRotationUnderLoad(t *testing.T) {
-	// Serial: compares the server-wide Access_denied_errors before and after
-	// (parallel tests would add their failed logins).
+	// Serial: sets environment variables (t.Setenv).
 	for _, tc := range []struct {
 		name    string
 		restart bool // kill the agent just before setSecret, restart it 500ms after
@@ -284,8 +283,7 @@ func (m *csiMount) update(doc string) {
 }
 
 func TestFileSourceRotationUnderLoad(t *testing.T) {
-	// Serial: compares the server-wide Access_denied_errors before and after
-	// (parallel tests would add their failed logins).
+	t.Parallel()
 	b := newBed(t, "file-Initial-Pw-1")
 	m := &csiMount{t: t, dir: t.TempDir()}
 	m.update(rotatingmysqltest.SecretJSON(b.host, b.port, b.user, b.password, b.db))

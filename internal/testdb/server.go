@@ -290,6 +290,9 @@ var serverArgs = []string{
 	"--skip-name-resolve",
 	"--character-set-server=utf8mb4",
 	"--skip-log-bin",
+	// A warning in the error log for each refused login, naming the
+	// account: Server.FailedLogins counts them per account.
+	"--log-warnings=2",
 	"--max-connections=1000",
 	// Fault tests abort many handshakes; never block 127.0.0.1 for it.
 	"--max-connect-errors=4294967295",
