@@ -124,6 +124,7 @@ func TestRotationUnderLoad(t *testing.T) {
 		{name: "multi user", multi: true, window: time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			b := newBed(t, "initial-Password-1")
 			if tc.multi {
 				b.rot.Strategy = rotatingmysqltest.MultiUser

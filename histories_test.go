@@ -234,13 +234,13 @@ func TestHistoryRollbackAfterPending(t *testing.T) {
 // trial, then one probe per hold, the hold doubling up to the TTL): the
 // account is not blocked, and the right password still logs in.
 //
-// make test runs it with a 500 ms hold for 8 s (budget: 1 + 4 probes);
+// make test runs it with a 250 ms hold for 4 s (budget: 1 + 4 probes);
 // ROTATINGMYSQL_WRONG_FOR=3m runs the default 1-minute hold for 3 minutes
 // with max_password_errors = 10 (budget: 1 + 2 probes).
 func TestHistoryWrongEverywhereHolds(t *testing.T) {
 	// Serial: sets the server-wide max_password_errors, which would block
 	// the accounts of parallel tests.
-	hold, ttl, run, limit := 500*time.Millisecond, 4*time.Second, 8*time.Second, 6
+	hold, ttl, run, limit := 250*time.Millisecond, 2*time.Second, 4*time.Second, 6
 	if v := os.Getenv("ROTATINGMYSQL_WRONG_FOR"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {

@@ -117,9 +117,9 @@ func TestLockoutRotationUnderLoad(t *testing.T) {
 			// back to back keep W in flight.
 			l := runLoad(db, w, 0, 15*time.Second, nil)
 			time.Sleep(300 * time.Millisecond)
-			b.rot.Pause = time.Second
+			b.rot.Pause = 500 * time.Millisecond
 			err := b.rot.Rotate(context.Background())
-			time.Sleep(time.Second)
+			time.Sleep(500 * time.Millisecond)
 			l.stop(t) // 0 application errors: a 4150 would be one
 			if err != nil {
 				t.Fatal(err)

@@ -20,7 +20,8 @@ const EnvSoakRotations = "ROTATINGMYSQL_SOAK_ROTATIONS"
 // failed logins stay within their per-rotation bounds, and the goroutine
 // count and heap do not grow with the number of rotations.
 func TestSoak(t *testing.T) {
-	t.Parallel()
+	// Serial: counts the process's goroutines and heap, which parallel
+	// tests would change.
 	rotations, pause, settle := 3, time.Second, 1500*time.Millisecond
 	if s := os.Getenv(EnvSoakRotations); s != "" {
 		n, err := strconv.Atoi(s)
