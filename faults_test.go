@@ -446,9 +446,10 @@ func TestCancelWhileFetching(t *testing.T) {
 // TestFaultAgentKilledMidRotation: the Secrets Manager Agent dies right
 // after the rotation's setSecret step (the database has the new password,
 // nobody has fetched it yet) and comes back 2 s later, with an empty cache,
-// while 16 goroutines dial. Alone, the agent source makes connections wait
-// for it (within the retry bound) and asks it a bounded number of times; in
-// the chain agent,secretsmanager the API answers meanwhile. Either way the
+// while 64 goroutines dial (as many as may wait at once: enough that at
+// least 50 connections meet the downtime). Alone, the agent source makes
+// connections wait for it (within the retry bound) and asks it a bounded
+// number of times; in the chain agent,secretsmanager the API answers meanwhile. Either way the
 // application sees no error.
 func TestFaultAgentKilledMidRotation(t *testing.T) {
 	// Serial: sets environment variables (t.Setenv): the agent token, the
@@ -475,7 +476,7 @@ func TestFaultAgentKilledMidRotation(t *testing.T) {
 			ping(t, db)
 			st0, calls0 := c.Stats(), b.apiCalls()
 			sink := &errorSink{}
-			l := dialLoad(db, 16, 15*time.Second, sink)
+			l := dialLoad(db, 64, 15*time.Second, sink)
 			time.Sleep(200 * time.Millisecond)
 
 			var killed, back time.Time

@@ -26,7 +26,7 @@ import (
 )
 
 // testParallel is how many parallel tests run at once by default.
-const testParallel = 8
+const testParallel = 16
 
 // testdbMain adapts testdb.Run to goleak.VerifyTestMain, which checks for
 // leaked goroutines once the tests have passed and the server has stopped.

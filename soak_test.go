@@ -22,7 +22,9 @@ const EnvSoakRotations = "ROTATINGMYSQL_SOAK_ROTATIONS"
 func TestSoak(t *testing.T) {
 	// Serial: counts the process's goroutines and heap, which parallel
 	// tests would change.
-	rotations, pause, settle := 3, time.Second, 1500*time.Millisecond
+	// The short version: windows of 500 ms (100 new connections each),
+	// and past the TTL (1 s) on each new password.
+	rotations, pause, settle := 3, 500*time.Millisecond, 1200*time.Millisecond
 	if s := os.Getenv(EnvSoakRotations); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 {

@@ -102,7 +102,7 @@ func TestAgentSourceRotationUnderLoad(t *testing.T) {
 					err = rot.FinishSecret(ctx)
 				}
 			} else {
-				rot.Pause = 2 * time.Second
+				rot.Pause = time.Second
 				err = rot.Rotate(ctx)
 			}
 			time.Sleep(time.Second) // on the new AWSCURRENT
