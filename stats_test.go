@@ -102,8 +102,9 @@ func runRotationScript(t *testing.T, b *bed, check func(phase int, c *rotatingmy
 	}
 
 	// 1. The delay keeps the first fetch under way while the others ask
-	// (shorter than the retry timeout, which bounds the first fetch too).
-	b.sm.Fail("GetSecretValue", rotatingmysqltest.Fault{Delay: 500 * time.Millisecond, Times: 1})
+	// (well short of the retry timeout, which bounds the first fetch too:
+	// the rest is for the fetch and the login on a busy machine).
+	b.sm.Fail("GetSecretValue", rotatingmysqltest.Fault{Delay: 250 * time.Millisecond, Times: 1})
 	var wg sync.WaitGroup
 	errs := make(chan error, s.burst)
 	start := make(chan struct{})
