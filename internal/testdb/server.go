@@ -324,7 +324,7 @@ func (s *Server) installDB(ctx context.Context) error {
 	args = append(args, innodbArgs...)
 	out, err := exec.CommandContext(ctx, s.bins.installDB, args...).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("testdb: %s: %w\n%s", s.bins.installDB, err, tail(out, 30))
+		return fmt.Errorf("testdb: %s: %w\n%s%s", s.bins.installDB, err, errorLines(out, 10), tail(out, 30))
 	}
 	return nil
 }
@@ -451,6 +451,30 @@ func (s *Server) logTail() string {
 		fmt.Fprintf(&b, "--- %s (tail) ---\n%s\n", path, tail(data, 30))
 	}
 	return b.String()
+}
+
+// errorLines returns the first n lines of data that hold "[ERROR]", with
+// a heading, or nothing: the tail of a failed mariadb-install-db's output
+// is advice, the cause is earlier.
+func errorLines(data []byte, n int) []byte {
+	var b bytes.Buffer
+	for _, line := range bytes.Split(data, []byte("\n")) {
+		if n == 0 {
+			break
+		}
+		if bytes.Contains(line, []byte("[ERROR]")) {
+			if b.Len() == 0 {
+				b.WriteString("--- errors ---\n")
+			}
+			b.Write(line)
+			b.WriteByte('\n')
+			n--
+		}
+	}
+	if b.Len() > 0 {
+		b.WriteString("--- output (tail) ---\n")
+	}
+	return b.Bytes()
 }
 
 // tail returns the last n lines of data.

@@ -85,6 +85,7 @@ func accessDenied(t *testing.T, srv *testdb.Server) int64 {
 }
 
 func TestStartStop(t *testing.T) {
+	t.Parallel() // a server of its own
 	if testdb.Require(t).External() {
 		t.Skip("external server: this test starts a private one")
 	}
@@ -114,6 +115,7 @@ func TestStartStop(t *testing.T) {
 }
 
 func TestCreateUserLogin(t *testing.T) {
+	t.Parallel()
 	srv := testdb.Require(t)
 	for _, tc := range []struct{ name, password string }{
 		{"punctuation and non-ASCII", hardPassword},
@@ -143,6 +145,7 @@ func TestCreateUserLogin(t *testing.T) {
 }
 
 func TestUnknownUser(t *testing.T) {
+	t.Parallel()
 	srv := testdb.Require(t)
 	err := login(t.Context(), srv.UserConfig(testdb.UniqueName("nobody"), "x", ""))
 	wantErrNumber(t, err, erAccessDenied)
