@@ -32,12 +32,10 @@ const testParallel = 16
 // leaked goroutines once the tests have passed and the server has stopped.
 type testdbMain struct{ m *testing.M }
 
-// Every Example of this package logs in to that server, and an Example
-// cannot skip itself: under go test -short, which starts no server, they
-// are left out (unless -skip is given).
+// Run sets -parallel, unless given, and runs the tests with testdb.Run.
 func (r testdbMain) Run() int {
 	if !flag.Parsed() {
-		flag.Parse() // for testing.Short; m.Run parses only once
+		flag.Parse() // for flag.Visit; m.Run parses only once
 	}
 	// The integration tests mostly wait (for a TTL, a hold, a fault to
 	// end) and their loads are paced: more of them than GOMAXPROCS (the
@@ -46,11 +44,6 @@ func (r testdbMain) Run() int {
 	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
 	if p := flag.Lookup("test.parallel"); !given && p != nil {
 		if err := p.Value.Set(strconv.Itoa(testParallel)); err != nil {
-			panic(err)
-		}
-	}
-	if skip := flag.Lookup("test.skip"); testing.Short() && skip != nil && skip.Value.String() == "" {
-		if err := skip.Value.Set("^Example"); err != nil {
 			panic(err)
 		}
 	}

@@ -41,7 +41,9 @@ var (
 // test. Any other failure to start the server also returns 1.
 //
 // Under go test -short Run starts no server and [Require] skips every
-// integration test, CI or not: -short asks for the unit tests only.
+// integration test, CI or not: -short asks for the unit tests only. The
+// package's Examples are left out too (unless -skip is given): an Example
+// cannot skip itself, and those of these packages log in to the server.
 func Run(m *testing.M) int {
 	if !flag.Parsed() {
 		flag.Parse() // for testing.Verbose and testing.Short; m.Run parses only once
@@ -49,6 +51,12 @@ func Run(m *testing.M) int {
 	ran = true
 	if testing.Short() {
 		skipReason = shortReason
+		if skip := flag.Lookup("test.skip"); skip != nil && skip.Value.String() == "" {
+			if err := skip.Value.Set("^Example"); err != nil {
+				fmt.Fprintf(os.Stderr, "testdb: -short: cannot leave the Examples out: %v\n", err)
+				return 1
+			}
+		}
 		return m.Run()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
