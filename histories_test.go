@@ -254,9 +254,10 @@ func TestHistoryWrongEverywhereHolds(t *testing.T) {
 		t.Fatal(err)
 	}
 	c, db := b.openWithConnector(rotatingmysql.WithRefusedHold(hold), rotatingmysql.WithTTL(ttl),
-		// 2 s: a Ping waits for the hold, and a probe's login must fit
-		// in what remains even on a busy machine.
-		rotatingmysql.WithRetryPolicy(retry.Policy{Timeout: 2 * time.Second}))
+		// 1 s, unscaled with the hold: the last Pings run up to 1 s past
+		// the end, which the next probe (2 s after the one at 3.75 s)
+		// must not reach.
+		rotatingmysql.WithRetryPolicy(retry.Policy{Timeout: time.Second}))
 	db.SetMaxIdleConns(0)
 	denied0 := b.deniedLogins()
 	start := make(chan struct{})
