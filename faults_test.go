@@ -103,7 +103,10 @@ func TestFaultPasswordUnchanged(t *testing.T) {
 			cur0, pend0 := b.stageCalls()
 			fetches0 := c.Stats().Fetches[credsource.Current]
 			sink := &errorSink{}
-			l := dialLoad(db, 8, 15*time.Second, sink)
+			// 32 workers: during the fault a query may wait up to 1 s for
+			// the failing fetch before the cached password serves, and at
+			// least 50 must meet the fault.
+			l := dialLoad(db, 32, 15*time.Second, sink)
 			time.Sleep(200 * time.Millisecond)
 			fc.inject(b)
 			injected := time.Now()
@@ -145,8 +148,9 @@ func TestFaultPasswordUnchanged(t *testing.T) {
 }
 
 // TestFaultDuringRotation: a single-user rotation runs while the Secrets
-// Manager fails and 64 goroutines dial. The new password cannot be learned
-// until the fault ends, so connections wait for it (within the retry
+// Manager fails and 128 goroutines dial (as many as may wait at once:
+// enough that 50 connections meet the fault). The new password cannot be
+// learned until the fault ends, so connections wait for it (within the retry
 // bound); the API sees at most a few requests per stage, the SDK's retries
 // included; and once the fault ends, new connections work.
 func TestFaultDuringRotation(t *testing.T) {
@@ -161,7 +165,7 @@ func TestFaultDuringRotation(t *testing.T) {
 			cur0, pend0 := b.stageCalls()
 			st0 := c.Stats()
 			sink := &errorSink{}
-			l := dialLoad(db, 64, 15*time.Second, sink)
+			l := dialLoad(db, 128, 15*time.Second, sink)
 			time.Sleep(200 * time.Millisecond)
 
 			fc.inject(b)
@@ -186,7 +190,7 @@ func TestFaultDuringRotation(t *testing.T) {
 			st := c.Stats()
 			fCur, fPend := st.Fetches[credsource.Current]-st0.Fetches[credsource.Current], st.Fetches[credsource.Pending]-st0.Fetches[credsource.Pending]
 			errs := sink.all()
-			t.Logf("%s for %v during a rotation, 64 dialers: %d queries, %d errors; AWSCURRENT %d fetches %d requests; AWSPENDING %d fetches %d requests",
+			t.Logf("%s for %v during a rotation, 128 dialers: %d queries, %d errors; AWSCURRENT %d fetches %d requests; AWSPENDING %d fetches %d requests",
 				fc.name, fc.duration, queries, len(errs), fCur, cur, fPend, pend)
 			for i, err := range authErrors(errs) {
 				if i == 0 {
@@ -272,7 +276,7 @@ func TestFaultSlowSecretsManager(t *testing.T) {
 		// of what remains of the query's context), then serves the cached
 		// password; the rest of the deadline is for the login, which a
 		// machine busy with other tests may slow.
-		l := dialLoad(db, 8, delay-500*time.Millisecond, sink)
+		l := dialLoad(db, 32, delay-500*time.Millisecond, sink)
 		time.Sleep(200 * time.Millisecond)
 		b.sm.Fail("GetSecretValue", slow)
 		slowFrom := time.Now()

@@ -23,20 +23,21 @@ import (
 // configuration (refusedHold, ttl), never faked.
 
 // pingUntil pings db every 250 ms until a Ping succeeds or the deadline
-// passes, and returns when the first success ended.
-func pingUntil(t *testing.T, db *sql.DB, deadline time.Time) (time.Time, error) {
+// passes, and returns when the first success ended and how many Pings it
+// took, that one included.
+func pingUntil(t *testing.T, db *sql.DB, deadline time.Time) (time.Time, int, error) {
 	t.Helper()
 	var last error
-	for time.Now().Before(deadline) {
+	for n := 1; time.Now().Before(deadline); n++ {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Until(deadline))
 		last = db.PingContext(ctx)
 		cancel()
 		if last == nil {
-			return time.Now(), nil
+			return time.Now(), n, nil
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	return time.Time{}, fmt.Errorf("no Ping succeeded; last error: %w", last)
+	return time.Time{}, 0, fmt.Errorf("no Ping succeeded; last error: %w", last)
 }
 
 // TestHistoryColdStartOutage: a *sql.DB opened while Secrets Manager is
@@ -64,12 +65,12 @@ func TestHistoryColdStartOutage(t *testing.T) {
 			}
 			fc.clear(b)
 			back := time.Now()
-			ok, err := pingUntil(t, db, back.Add(10*time.Second))
+			ok, pings, err := pingUntil(t, db, back.Add(10*time.Second))
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Logf("%s: %d failed pings during the outage; connected %v after the service came back",
-				fc.name, failedPings, ok.Sub(back).Round(time.Millisecond))
+			t.Logf("%s: %d failed pings during the outage; connected %v and %d pings after the service came back",
+				fc.name, failedPings, ok.Sub(back).Round(time.Millisecond), pings)
 			if ok.Sub(back) > 2*time.Second {
 				t.Errorf("connected %v after the service came back, want within 2s", ok.Sub(back))
 			}
@@ -144,7 +145,7 @@ func TestHistoryMigrationToLaterUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	broken := time.Now()
-	ok, err := pingUntil(t, db, broken.Add(hold+5*time.Second))
+	ok, _, err := pingUntil(t, db, broken.Add(hold+5*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +204,7 @@ func TestHistoryRollbackAfterPending(t *testing.T) {
 	c, db := b.openWithConnector()
 	db.SetMaxIdleConns(0)
 	ping(t, db)
-	l := startLoad(db, 16)
+	l := startLoad(db, 32)
 	changed := time.Now()
 	if err := errors.Join(b.rot.CreateSecret(ctx), b.rot.SetSecret(ctx)); err != nil {
 		t.Fatal(err)
