@@ -105,7 +105,7 @@ func TestAgentSourceRotationUnderLoad(t *testing.T) {
 				rot.Pause = time.Second
 				err = rot.Rotate(ctx)
 			}
-			time.Sleep(time.Second) // on the new AWSCURRENT
+			time.Sleep(500 * time.Millisecond) // on the new AWSCURRENT
 			l.stop(t)
 			if err != nil {
 				t.Fatal(err)
