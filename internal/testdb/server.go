@@ -66,6 +66,7 @@ const (
 	rootIdle = 4
 
 	socketName = "mysqld.sock"
+	tmpName    = "tmp"
 	logName    = "error.log"
 	outName    = "mariadbd.out"
 )
@@ -310,9 +311,17 @@ var serverArgs = []string{
 func (s *Server) installDB(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, installTimeout)
 	defer cancel()
+	// A temporary directory of its own: the bootstrap names its temporary
+	// tables in a way that two mariadb-install-db running at once in the
+	// shared /tmp can collide on ("Unknown table 'mysql.tmp_user_sys'"),
+	// as test binaries of several packages do.
+	if err := os.Mkdir(filepath.Join(s.Dir, tmpName), 0o700); err != nil {
+		return fmt.Errorf("testdb: %w", err)
+	}
 	args := []string{
 		"--no-defaults", // must come first
 		"--datadir=" + filepath.Join(s.Dir, "data"),
+		"--tmpdir=" + filepath.Join(s.Dir, tmpName),
 		"--auth-root-authentication-method=normal",
 		"--skip-test-db",
 		"--skip-name-resolve",
@@ -352,6 +361,7 @@ func (s *Server) launch(ctx context.Context) error {
 		"--bind-address=127.0.0.1",
 		"--port=" + strconv.Itoa(port),
 		"--socket=" + filepath.Join(s.Dir, socketName),
+		"--tmpdir=" + filepath.Join(s.Dir, tmpName),
 		"--pid-file=" + filepath.Join(s.Dir, "mysqld.pid"),
 		"--log-error=" + filepath.Join(s.Dir, logName),
 	}
