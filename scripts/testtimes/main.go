@@ -8,7 +8,8 @@
 //
 // Top-level tests only, unless -sub: then subtests are listed too. The time
 // of a parallel test excludes its wait for t.Parallel to release it (go
-// test measures it so). With two files it prints both tables and, for the
+// test measures it so); a test whose subtests are parallel counts as long
+// as its slowest subtest (go test reports 0s for it). With two files it prints both tables and, for the
 // tests of the first table, the time in the second.
 //
 // It uses the standard library only: it adds nothing to the library's
@@ -120,6 +121,18 @@ func read(name string, r io.Reader) (*run, error) {
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	// go test reports 0s for a test whose subtests are all parallel (its
+	// body returned before they ran): such a test took at least as long as
+	// its slowest subtest.
+	for k, s := range out.tests {
+		for p := k.test; strings.Contains(p, "/"); {
+			p = p[:strings.LastIndex(p, "/")]
+			pk := key{k.pkg, p}
+			if t, ok := out.tests[pk]; ok && t < s {
+				out.tests[pk] = s
+			}
+		}
 	}
 	if len(out.pkgs) == 0 && len(out.tests) == 0 {
 		return nil, fmt.Errorf("%s: no test results (is it `go test -json` output?)", name)
