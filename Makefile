@@ -15,13 +15,31 @@ define for_each_module
 	done
 endef
 
-.PHONY: test vet fmt fmt-check mariadb drill bench fuzz soak mutants
+.PHONY: test test-short testtimes vet fmt fmt-check mariadb drill bench fuzz soak mutants
 
 # test: install MariaDB if needed, check formatting, vet, and run all tests with
 # -race; then each benchmark once (a few seconds), so that they keep working
 test: mariadb fmt-check vet
 	$(call for_each_module,$(GO) test -race -count=1 ./...)
 	$(GO) test -run '^$$' -bench . -benchtime 1x .
+
+# test-short: the fast inner loop, unit, model and parser tests of every
+# module with -short: no MariaDB is started and the integration tests skip
+# (under 20 s with a warm build cache). make test runs everything.
+test-short:
+	$(call for_each_module,$(GO) test -short -count=1 ./...)
+
+# testtimes: run PKG's tests (default the root package) with -race and
+# -json and print the TOP (default 15) slowest tests and the package's wall
+# time beside the sum of its tests' times (scripts/testtimes); the raw
+# output is kept in TESTTIMES_OUT (default testtimes.out). It fails when a
+# test failed, after the table.
+PKG ?= .
+TOP ?= 15
+TESTTIMES_OUT ?= testtimes.out
+testtimes: mariadb
+	@status=0; $(GO) test -race -count=1 -json $(PKG) > $(TESTTIMES_OUT) || status=$$?; \
+	$(GO) run ./scripts/testtimes -n $(TOP) $(TESTTIMES_OUT); exit $$status
 
 # vet: go vet every module
 vet:

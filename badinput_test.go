@@ -174,6 +174,7 @@ func TestEmptyDSN(t *testing.T) {
 // the first connection with the server's error naming it (1193). (A near
 // miss of rotatingmysql's own names is refused at sql.Open: TestBadDSN.)
 func TestUnknownDSNParameter(t *testing.T) {
+	// Serial: sets environment variables (t.Setenv).
 	b := newBed(t, "unknown-Param-Pw")
 	db := b.openDSN(b.arn + "?no_such_variable=3")
 	err := db.Ping()
@@ -194,6 +195,7 @@ func TestUnknownDSNParameter(t *testing.T) {
 // with a *credsource.SecretError naming the secret, the version and the
 // field, without the password, and without refetching on every connection.
 func TestBadSecret(t *testing.T) {
+	t.Parallel()
 	huge := strings.Repeat("x", 60<<10)
 	for _, tc := range []struct {
 		name, doc string
@@ -314,6 +316,7 @@ func (b *badAgent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // without the token or a password; once a good version is cached, the same
 // answers do not fail any connection (the cached password still works).
 func TestBadAgentAnswers(t *testing.T) {
+	// Serial: sets environment variables (t.Setenv).
 	b := newBed(t, "bad-Agent-Real-Pw")
 	ag, err := rotatingmysqltest.NewAgent(b.sm.Store(), badAgentToken)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 // goroutine that was not there before (no exception for the SDK's HTTP
 // connections), and the emulator holds no connection.
 func TestOpenCloseLeavesNothing(t *testing.T) {
+	// Serial: sets environment variables (t.Setenv).
 	const n = 100
 	b := newBed(t, "close-Initial-Pw-1")
 	for k, v := range b.sm.Env() {

@@ -22,7 +22,7 @@ import (
 // The counting tests measure what one rotation costs one process: calls to
 // Secrets Manager (counted by the emulator) and failed logins (counted by a
 // mysql DialFunc that records every dial, and checked against the server's
-// Access_denied_errors). They assert counts and orderings, never durations.
+// count of the account's refused logins). They assert counts and orderings, never durations.
 // Each logs a "count:" line that scripts/bench.sh collects for the README.
 
 // connectRecord is what one Connect did: when it ran and the dials it made.
@@ -237,6 +237,7 @@ var dialerCounts = []int{1, 64, 256}
 // plus one; no Connect that began after the driver had met the 1045 tried
 // the old password).
 func TestCountRotationUnderLoad(t *testing.T) {
+	t.Parallel()
 	for _, n := range dialerCounts {
 		t.Run(fmt.Sprintf("dialers=%d", n), func(t *testing.T) {
 			b := newBed(t, "count-load-Password-1")
@@ -384,6 +385,7 @@ func (k *counted) inFlight(t1, t2, changeEnd time.Time) (inFlight, late, atChang
 // or 256 Connects: none may try the refused password, and all of them
 // share the one refresh.
 func TestCountNoDialWithRefusedPassword(t *testing.T) {
+	t.Parallel()
 	for _, n := range dialerCounts {
 		t.Run(fmt.Sprintf("dialers=%d", n), func(t *testing.T) {
 			b := newBed(t, "count-hold-Password-1")
@@ -445,6 +447,8 @@ func TestCountNoDialWithRefusedPassword(t *testing.T) {
 // would end the Connect at its deadline), one API round trip (both stages
 // in flight together), and at most two dials beyond the failed one.
 func TestCountRecovery(t *testing.T) {
+	// Serial: two requests must overlap within a 100 ms delay, which the
+	// CPU load of parallel tests could pull apart.
 	for _, tc := range []struct {
 		name     string
 		promoted bool
@@ -503,6 +507,7 @@ func TestCountRecovery(t *testing.T) {
 // 1045, must not undo what that 1045 taught: the next Connect uses
 // AWSPENDING without trying the old password again.
 func TestCountLoginAcceptedBeforeChange(t *testing.T) {
+	t.Parallel()
 	b := newBed(t, "count-stale-Password-1")
 	k := newCounted(t, b)
 	k.warm(t)

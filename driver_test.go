@@ -36,6 +36,7 @@ func TestOpenValidatesDSNWithoutIO(t *testing.T) {
 }
 
 func TestConnectAndQueryPathIsMySQLDriver(t *testing.T) {
+	// Serial: sets environment variables (t.Setenv).
 	b := newBed(t, "plain-password-1")
 	db := b.openDSN(b.arn + "?parseTime=true")
 	ping(t, db)
@@ -69,6 +70,7 @@ func TestConnectAndQueryPathIsMySQLDriver(t *testing.T) {
 }
 
 func TestSecretShapes(t *testing.T) {
+	// Serial: sets environment variables (t.Setenv).
 	const hard = `p@ss/w:rd?#&=%'"\ ü€`
 	t.Run("punctuation and non-ascii password", func(t *testing.T) {
 		b := newBed(t, hard)
@@ -110,6 +112,7 @@ func TestSecretShapes(t *testing.T) {
 // rotationLoad runs a single-user rotation under load (workers goroutines,
 // every query dials) and checks the bounds of the core issue.
 func TestRotationUnderLoad(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name   string
 		stuck  bool
@@ -121,6 +124,7 @@ func TestRotationUnderLoad(t *testing.T) {
 		{name: "multi user", multi: true, window: time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			b := newBed(t, "initial-Password-1")
 			if tc.multi {
 				b.rot.Strategy = rotatingmysqltest.MultiUser
@@ -136,18 +140,23 @@ func TestRotationUnderLoad(t *testing.T) {
 			time.Sleep(300 * time.Millisecond)
 			ctx := context.Background()
 			var err error
+			rotating := time.Now()
+			var rotated time.Time
 			if tc.stuck {
 				err = errors.Join(b.rot.CreateSecret(ctx), b.rot.SetSecret(ctx), b.rot.TestSecret(ctx))
 				time.Sleep(tc.window) // finishSecret never comes
+				rotated = time.Now()
 			} else {
 				b.rot.Pause = tc.window
 				err = b.rot.Rotate(ctx)
+				rotated = time.Now()
 				time.Sleep(1500 * time.Millisecond) // past the TTL, on the new AWSCURRENT
 			}
 			if err != nil {
 				t.Fatal(err)
 			}
 			l.stop(t)
+			l.meets(t, rotating, rotated, "the rotation")
 			// The rotation's setSecret step first tries AWSPENDING, as the AWS
 			// template does: one failed login that is not the driver's.
 			calls, denied := b.apiCalls()-calls0, b.deniedLogins()-denied0-1
@@ -167,6 +176,7 @@ func TestRotationUnderLoad(t *testing.T) {
 }
 
 func TestBurstAfterCompletedRotation(t *testing.T) {
+	t.Parallel()
 	b := newBed(t, "before-rotation-1")
 	db := b.open()
 	db.SetMaxIdleConns(0)
@@ -208,6 +218,7 @@ func TestBurstAfterCompletedRotation(t *testing.T) {
 }
 
 func TestWrongEverywhereFailsFastAndSafe(t *testing.T) {
+	t.Parallel()
 	b := newBed(t, "the-real-password")
 	store := b.sm.Store()
 	if _, err := store.PutSecretValue(b.arn, rotatingmysqltest.SecretJSON(b.host, b.port, b.user, "wrong-current", b.db), nil); err != nil {
@@ -248,7 +259,9 @@ func TestWrongEverywhereFailsFastAndSafe(t *testing.T) {
 }
 
 func TestSecretsManagerOutage(t *testing.T) {
+	t.Parallel()
 	t.Run("after warm-up new connections keep working", func(t *testing.T) {
+		t.Parallel()
 		b := newBed(t, "outage-pw-1")
 		db := b.open(rotatingmysql.WithTTL(100 * time.Millisecond))
 		db.SetMaxIdleConns(0)
@@ -263,6 +276,7 @@ func TestSecretsManagerOutage(t *testing.T) {
 		}
 	})
 	t.Run("from the start a clear error before the deadline", func(t *testing.T) {
+		t.Parallel()
 		b := newBed(t, "outage-pw-2")
 		if err := b.sm.SetDown(true); err != nil {
 			t.Fatal(err)
@@ -281,6 +295,7 @@ func TestSecretsManagerOutage(t *testing.T) {
 		}
 	})
 	t.Run("throttled during warm-up is retried by the SDK", func(t *testing.T) {
+		t.Parallel()
 		b := newBed(t, "outage-pw-3")
 		b.sm.Fail("GetSecretValue", rotatingmysqltest.Fault{Type: "ThrottlingException", Status: 400, Times: 1})
 		ping(t, b.open())
@@ -288,6 +303,7 @@ func TestSecretsManagerOutage(t *testing.T) {
 }
 
 func TestDatabaseDownNoRefreshStorm(t *testing.T) {
+	t.Parallel()
 	b := newBed(t, "db-down-pw")
 	// A port where nothing listens: every dial is refused.
 	doc := rotatingmysqltest.SecretJSON("127.0.0.1", 1, b.user, b.password, b.db)
@@ -315,6 +331,7 @@ func TestDatabaseDownNoRefreshStorm(t *testing.T) {
 }
 
 func TestAccountLockedIsNotRetried(t *testing.T) {
+	t.Parallel()
 	b := newBed(t, "lock-pw")
 	ctx := context.Background()
 	if _, err := b.srv.Root().ExecContext(ctx, fmt.Sprintf("ALTER USER '%s'@'%%' ACCOUNT LOCK", b.user)); err != nil {
@@ -358,6 +375,7 @@ func contains(s, sub string) bool { return strings.Contains(s, sub) }
 // one connection and releases it: the source's idle HTTP connections are
 // closed, so the emulator holds none once the connection is closed.
 func TestDriverOpenReleasesItsConnector(t *testing.T) {
+	// Serial: sets environment variables (t.Setenv).
 	b := newBed(t, "driver-Open-pw")
 	for k, v := range b.sm.Env() {
 		t.Setenv(k, v)

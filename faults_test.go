@@ -92,9 +92,11 @@ var smFaults = []faultCase{
 // application errors), AWSPENDING is never asked for (no 1045 happened), and
 // the failing service is asked at most once per TTL.
 func TestFaultPasswordUnchanged(t *testing.T) {
+	t.Parallel()
 	const ttl = 500 * time.Millisecond
 	for _, fc := range smFaults {
 		t.Run(fc.name, func(t *testing.T) {
+			t.Parallel()
 			b := newBed(t, "unchanged-Pw-"+fc.name[:4])
 			c, db := b.openWithConnector(rotatingmysql.WithTTL(ttl))
 			db.SetMaxIdleConns(0)
@@ -102,13 +104,19 @@ func TestFaultPasswordUnchanged(t *testing.T) {
 			cur0, pend0 := b.stageCalls()
 			fetches0 := c.Stats().Fetches[credsource.Current]
 			sink := &errorSink{}
-			stop := dialLoad(db, 8, 15*time.Second, sink)
+			// 32 workers: during the fault a query may wait up to 1 s for
+			// the failing fetch before the cached password serves, and at
+			// least 50 must meet the fault.
+			l := dialLoad(db, 32, 15*time.Second, sink)
 			time.Sleep(200 * time.Millisecond)
 			fc.inject(b)
+			injected := time.Now()
 			time.Sleep(fc.duration)
 			fc.clear(b)
+			cleared := time.Now()
 			time.Sleep(2 * ttl)
-			queries := stop()
+			queries := l.finish()
+			l.meets(t, injected, cleared, "the fault")
 
 			cur, pend := b.stageCalls()
 			cur, pend = cur-cur0, pend-pend0
@@ -141,13 +149,16 @@ func TestFaultPasswordUnchanged(t *testing.T) {
 }
 
 // TestFaultDuringRotation: a single-user rotation runs while the Secrets
-// Manager fails and 64 goroutines dial. The new password cannot be learned
-// until the fault ends, so connections wait for it (within the retry
+// Manager fails and 128 goroutines dial (as many as may wait at once:
+// enough that 50 connections meet the fault). The new password cannot be
+// learned until the fault ends, so connections wait for it (within the retry
 // bound); the API sees at most a few requests per stage, the SDK's retries
 // included; and once the fault ends, new connections work.
 func TestFaultDuringRotation(t *testing.T) {
+	t.Parallel()
 	for _, fc := range smFaults {
 		t.Run(fc.name, func(t *testing.T) {
+			t.Parallel()
 			b := newBed(t, "rotfault-Pw-"+fc.name[:4])
 			c, db := b.openWithConnector()
 			db.SetMaxIdleConns(0)
@@ -155,11 +166,12 @@ func TestFaultDuringRotation(t *testing.T) {
 			cur0, pend0 := b.stageCalls()
 			st0 := c.Stats()
 			sink := &errorSink{}
-			stop := dialLoad(db, 64, 15*time.Second, sink)
+			l := dialLoad(db, 128, 15*time.Second, sink)
 			time.Sleep(200 * time.Millisecond)
 
 			fc.inject(b)
-			faultEnd := time.Now().Add(fc.duration)
+			injected := time.Now()
+			faultEnd := injected.Add(fc.duration)
 			clear := time.AfterFunc(fc.duration, func() { fc.clear(b) })
 			defer clear.Stop()
 			b.rot.Pause = time.Second
@@ -171,14 +183,15 @@ func TestFaultDuringRotation(t *testing.T) {
 			// waiting when it ends recover, and the load then runs clean.
 			settled := time.Now().Add(4 * time.Second)
 			time.Sleep(time.Until(settled) + 1500*time.Millisecond)
-			queries := stop()
+			queries := l.finish()
+			l.meets(t, injected, faultEnd, "the fault")
 
 			cur, pend := b.stageCalls()
 			cur, pend = cur-cur0, pend-pend0
 			st := c.Stats()
 			fCur, fPend := st.Fetches[credsource.Current]-st0.Fetches[credsource.Current], st.Fetches[credsource.Pending]-st0.Fetches[credsource.Pending]
 			errs := sink.all()
-			t.Logf("%s for %v during a rotation, 64 dialers: %d queries, %d errors; AWSCURRENT %d fetches %d requests; AWSPENDING %d fetches %d requests",
+			t.Logf("%s for %v during a rotation, 128 dialers: %d queries, %d errors; AWSCURRENT %d fetches %d requests; AWSPENDING %d fetches %d requests",
 				fc.name, fc.duration, queries, len(errs), fCur, cur, fPend, pend)
 			for i, err := range authErrors(errs) {
 				if i == 0 {
@@ -221,9 +234,11 @@ func TestFaultDuringRotation(t *testing.T) {
 // TestFaultSlowSecretsManager: the Secrets Manager answers later than the
 // callers' deadlines.
 func TestFaultSlowSecretsManager(t *testing.T) {
+	t.Parallel()
 	const delay = 3 * time.Second
 	slow := rotatingmysqltest.Fault{Delay: delay}
 	t.Run("first connection returns at its deadline", func(t *testing.T) {
+		t.Parallel()
 		b := newBed(t, "slow-Pw-1")
 		b.sm.Fail("GetSecretValue", slow)
 		db := b.open()
@@ -249,6 +264,7 @@ func TestFaultSlowSecretsManager(t *testing.T) {
 		}
 	})
 	t.Run("password unchanged: cached password serves", func(t *testing.T) {
+		t.Parallel()
 		b := newBed(t, "slow-Pw-2")
 		const ttl = 500 * time.Millisecond
 		db := b.open(rotatingmysql.WithTTL(ttl))
@@ -256,17 +272,24 @@ func TestFaultSlowSecretsManager(t *testing.T) {
 		ping(t, db)
 		calls0 := b.apiCalls()
 		sink := &errorSink{}
-		// Each query must be done within 1 s, well before the answer.
-		stop := dialLoad(db, 8, time.Second, sink)
+		// Each query must be done before the answer (3 s): one that waited
+		// for it fails. The cache waits for a fetch at most 1 s (and half
+		// of what remains of the query's context), then serves the cached
+		// password; the rest of the deadline is for the login, which a
+		// machine busy with other tests may slow.
+		l := dialLoad(db, 32, delay-500*time.Millisecond, sink)
 		time.Sleep(200 * time.Millisecond)
 		b.sm.Fail("GetSecretValue", slow)
+		slowFrom := time.Now()
 		time.Sleep(2 * delay)
 		b.sm.ClearFaults()
+		slowTo := time.Now()
 		time.Sleep(2 * ttl)
-		queries := stop()
+		queries := l.finish()
+		l.meets(t, slowFrom, slowTo, "the slow Secrets Manager")
 		errs := sink.all()
 		calls := b.apiCalls() - calls0
-		t.Logf("Secrets Manager %v slow for %v, queries bounded by 1s: %d queries, %d errors, %d API calls", delay, 2*delay, queries, len(errs), calls)
+		t.Logf("Secrets Manager %v slow for %v, queries bounded by %v: %d queries, %d errors, %d API calls", delay, 2*delay, delay-500*time.Millisecond, queries, len(errs), calls)
 		for i, err := range errs {
 			if i == 3 {
 				break
@@ -290,13 +313,14 @@ func TestFaultSlowSecretsManager(t *testing.T) {
 // refetch, no failed login) and that new connections work as soon as the
 // server is back.
 func TestFaultDatabaseRestart(t *testing.T) {
+	// Serial: restarts the shared server, breaking every connection.
 	b := newBed(t, "restart-Pw")
 	c, db := b.openWithConnector()
 	db.SetMaxIdleConns(2)
 	ping(t, db)
 	calls0 := b.apiCalls()
 	sink := &errorSink{}
-	stop := dialLoad(db, 8, 5*time.Second, sink)
+	l := dialLoad(db, 8, 5*time.Second, sink)
 	time.Sleep(500 * time.Millisecond)
 	began := time.Now()
 	if err := b.srv.Restart(context.Background()); err != nil {
@@ -306,8 +330,9 @@ func TestFaultDatabaseRestart(t *testing.T) {
 	// The pool's broken idle connections are found within the first
 	// queries; after a second everything is new.
 	clean := back.Add(time.Second)
-	time.Sleep(time.Until(clean) + 2*time.Second)
-	queries := stop()
+	time.Sleep(time.Until(clean) + time.Second)
+	queries := l.finish()
+	l.meets(t, began, clean, "the restart and the second after it")
 
 	errs := sink.all()
 	t.Logf("restart took %v; %d queries, %d errors (all before %v after the restart)",
@@ -327,9 +352,10 @@ func TestFaultDatabaseRestart(t *testing.T) {
 	if st := c.Stats(); st.AuthRefused != 0 || st.GaveUp != 0 {
 		t.Errorf("stats: %d logins refused, %d gave up; want 0", st.AuthRefused, st.GaveUp)
 	}
-	// Access_denied_errors restarted from 0 with the server.
+	// The user's refused logins, over the server's life (this user had
+	// none before the restart).
 	if n := b.deniedLogins(); n != 0 {
-		t.Errorf("%d failed logins since the restart, want 0", n)
+		t.Errorf("%d failed logins of the test's user, want 0", n)
 	}
 	ping(t, db)
 }
@@ -337,6 +363,8 @@ func TestFaultDatabaseRestart(t *testing.T) {
 // TestCancelDuringBackoff: a context cancelled while Connect waits between
 // recovery rounds ends the Connect within 50 ms.
 func TestCancelDuringBackoff(t *testing.T) {
+	// Serial: bounds a wall-clock delay (50 ms from the cancel) that the
+	// CPU load of parallel tests would stretch.
 	b := newBed(t, "cancel-Real-Pw")
 	// A backoff of 5 s: a Connect that returns soon after the cancel did
 	// not sleep it out.
@@ -384,6 +412,8 @@ func TestCancelDuringBackoff(t *testing.T) {
 // TestCancelWhileFetching: the same bound holds while Connect waits for a
 // slow secret fetch, first use and recovery alike.
 func TestCancelWhileFetching(t *testing.T) {
+	// Serial: bounds a wall-clock delay (50 ms from the cancel) that the
+	// CPU load of parallel tests would stretch.
 	b := newBed(t, "cancel-Fetch-Pw")
 	for _, phase := range []string{"first fetch", "refresh after 1045"} {
 		db := b.open()
@@ -424,23 +454,28 @@ func TestCancelWhileFetching(t *testing.T) {
 // TestFaultAgentKilledMidRotation: the Secrets Manager Agent dies right
 // after the rotation's setSecret step (the database has the new password,
 // nobody has fetched it yet) and comes back 2 s later, with an empty cache,
-// while 16 goroutines dial. Alone, the agent source makes connections wait
-// for it (within the retry bound) and asks it a bounded number of times; in
-// the chain agent,secretsmanager the API answers meanwhile. Either way the
+// while 64 goroutines dial (as many as may wait at once: enough that at
+// least 50 connections meet the downtime). Alone, the agent source makes
+// connections wait for it (within the retry bound) and asks it a bounded
+// number of times; in the chain agent,secretsmanager the API answers meanwhile. Either way the
 // application sees no error.
 func TestFaultAgentKilledMidRotation(t *testing.T) {
+	// Serial: sets environment variables (t.Setenv): the agent token, the
+	// same for both cases (the endpoint is an option), so that the cases
+	// run in parallel.
+	for k, v := range map[string]string{"AWS_TOKEN": badAgentToken, "AWS_SESSION_TOKEN": "", "AWS_CONTAINER_AUTHORIZATION_TOKEN": ""} {
+		t.Setenv(k, v)
+	}
 	const down = 2 * time.Second
 	for _, source := range []string{"agent", "agent,secretsmanager"} {
 		t.Run(source, func(t *testing.T) {
+			t.Parallel()
 			b := newBed(t, "agent-Killed-Pw")
 			ag, err := rotatingmysqltest.NewAgent(b.sm.Store(), badAgentToken)
 			if err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { ag.Close() })
-			for k, v := range ag.Env() {
-				t.Setenv(k, v)
-			}
 			c, db := b.openWithConnector(
 				func(c *rotatingmysql.Config) error { c.Source = source; return nil },
 				rotatingmysql.WithAgentEndpoint(ag.URL()),
@@ -449,10 +484,10 @@ func TestFaultAgentKilledMidRotation(t *testing.T) {
 			ping(t, db)
 			st0, calls0 := c.Stats(), b.apiCalls()
 			sink := &errorSink{}
-			stop := dialLoad(db, 16, 15*time.Second, sink)
+			l := dialLoad(db, 64, 15*time.Second, sink)
 			time.Sleep(200 * time.Millisecond)
 
-			var back time.Time
+			var killed, back time.Time
 			restarted := make(chan struct{})
 			b.rot.OnStep = func(s rotatingmysqltest.Step) {
 				if s != rotatingmysqltest.StepTestSecret {
@@ -461,6 +496,7 @@ func TestFaultAgentKilledMidRotation(t *testing.T) {
 				if err := ag.Stop(); err != nil {
 					t.Error(err)
 				}
+				killed = time.Now()
 				time.AfterFunc(down, func() {
 					if err := ag.Start(); err != nil {
 						t.Error(err)
@@ -475,7 +511,8 @@ func TestFaultAgentKilledMidRotation(t *testing.T) {
 			}
 			<-restarted
 			time.Sleep(3 * time.Second)
-			queries := stop()
+			queries := l.finish()
+			l.meets(t, killed, back, "the agent's downtime")
 
 			st := c.Stats()
 			fCur := st.Fetches[credsource.Current] - st0.Fetches[credsource.Current]

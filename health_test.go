@@ -18,6 +18,7 @@ import (
 )
 
 func TestHealthCheck(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	noSecret := func(t *testing.T, h rotatingmysql.Health, passwords ...string) {
 		t.Helper()

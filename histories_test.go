@@ -23,20 +23,21 @@ import (
 // configuration (refusedHold, ttl), never faked.
 
 // pingUntil pings db every 250 ms until a Ping succeeds or the deadline
-// passes, and returns when the first success ended.
-func pingUntil(t *testing.T, db *sql.DB, deadline time.Time) (time.Time, error) {
+// passes, and returns when the first success ended and how many Pings it
+// took, that one included.
+func pingUntil(t *testing.T, db *sql.DB, deadline time.Time) (time.Time, int, error) {
 	t.Helper()
 	var last error
-	for time.Now().Before(deadline) {
+	for n := 1; time.Now().Before(deadline); n++ {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Until(deadline))
 		last = db.PingContext(ctx)
 		cancel()
 		if last == nil {
-			return time.Now(), nil
+			return time.Now(), n, nil
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	return time.Time{}, fmt.Errorf("no Ping succeeded; last error: %w", last)
+	return time.Time{}, 0, fmt.Errorf("no Ping succeeded; last error: %w", last)
 }
 
 // TestHistoryColdStartOutage: a *sql.DB opened while Secrets Manager is
@@ -44,8 +45,10 @@ func pingUntil(t *testing.T, db *sql.DB, deadline time.Time) (time.Time, error) 
 // the service is back, pinged every 250 ms: a failed first fetch is not
 // remembered (it used to be, for the whole TTL).
 func TestHistoryColdStartOutage(t *testing.T) {
+	t.Parallel()
 	for _, fc := range smFaults {
 		t.Run(fc.name, func(t *testing.T) {
+			t.Parallel()
 			b := newBed(t, "cold-Start-pw")
 			fc.inject(b)
 			db := b.open()
@@ -62,12 +65,12 @@ func TestHistoryColdStartOutage(t *testing.T) {
 			}
 			fc.clear(b)
 			back := time.Now()
-			ok, err := pingUntil(t, db, back.Add(10*time.Second))
+			ok, pings, err := pingUntil(t, db, back.Add(10*time.Second))
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Logf("%s: %d failed pings during the outage; connected %v after the service came back",
-				fc.name, failedPings, ok.Sub(back).Round(time.Millisecond))
+			t.Logf("%s: %d failed pings during the outage; connected %v and %d pings after the service came back",
+				fc.name, failedPings, ok.Sub(back).Round(time.Millisecond), pings)
 			if ok.Sub(back) > 2*time.Second {
 				t.Errorf("connected %v after the service came back, want within 2s", ok.Sub(back))
 			}
@@ -79,6 +82,7 @@ func TestHistoryColdStartOutage(t *testing.T) {
 // in mid-life does not erase the version that works: new connections keep
 // logging in with it while the TTL expires again and again.
 func TestHistoryNotFoundKeepsServing(t *testing.T) {
+	t.Parallel()
 	b := newBed(t, "not-Found-pw")
 	c, db := b.openWithConnector(rotatingmysql.WithTTL(100 * time.Millisecond))
 	db.SetMaxIdleConns(0)
@@ -105,6 +109,7 @@ func TestHistoryNotFoundKeepsServing(t *testing.T) {
 // Ping succeeds within the hold plus a few seconds: nothing pins the dead
 // version.
 func TestHistoryMigrationToLaterUser(t *testing.T) {
+	t.Parallel()
 	b := newBed(t, "migrate-Old-pw")
 	ctx := context.Background()
 	hold := 2 * time.Second
@@ -140,7 +145,7 @@ func TestHistoryMigrationToLaterUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	broken := time.Now()
-	ok, err := pingUntil(t, db, broken.Add(hold+5*time.Second))
+	ok, _, err := pingUntil(t, db, broken.Add(hold+5*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,8 +163,10 @@ func TestHistoryMigrationToLaterUser(t *testing.T) {
 // AWSCURRENT first and is refused; the ALTER USER then proves the server
 // changed, which clears that refusal.
 func TestHistorySecretFirstThenAlterUser(t *testing.T) {
+	t.Parallel()
 	for _, ttl := range []time.Duration{0, 500 * time.Millisecond} {
 		t.Run(fmt.Sprintf("ttl=%v", ttl), func(t *testing.T) {
+			t.Parallel()
 			b := newBed(t, "secret-First-Old")
 			opts := []rotatingmysql.Option{}
 			if ttl > 0 {
@@ -173,6 +180,7 @@ func TestHistorySecretFirstThenAlterUser(t *testing.T) {
 			if _, err := b.sm.Store().PutSecretValue(b.arn, rotatingmysqltest.SecretJSON(b.host, b.port, b.user, "secret-First-New", b.db), nil); err != nil {
 				t.Fatal(err)
 			}
+			put := time.Now()
 			time.Sleep(3 * time.Second)
 			if err := b.srv.SetPassword(context.Background(), b.user, "secret-First-New"); err != nil {
 				t.Fatal(err)
@@ -180,6 +188,7 @@ func TestHistorySecretFirstThenAlterUser(t *testing.T) {
 			altered := time.Now()
 			time.Sleep(3 * time.Second)
 			l.stopCleanFrom(t, altered.Add(2*time.Second), "2s after ALTER USER")
+			l.meets(t, put, altered, "the time between the secret's change and the ALTER USER")
 		})
 	}
 }
@@ -189,12 +198,14 @@ func TestHistorySecretFirstThenAlterUser(t *testing.T) {
 // server, AWSPENDING removed): 0 application errors from 2 s after the
 // rollback.
 func TestHistoryRollbackAfterPending(t *testing.T) {
+	t.Parallel()
 	b := newBed(t, "rollback-Old-pw")
 	ctx := context.Background()
 	c, db := b.openWithConnector()
 	db.SetMaxIdleConns(0)
 	ping(t, db)
-	l := startLoad(db, 8)
+	l := startLoad(db, 32)
+	changed := time.Now()
 	if err := errors.Join(b.rot.CreateSecret(ctx), b.rot.SetSecret(ctx)); err != nil {
 		t.Fatal(err)
 	}
@@ -215,6 +226,7 @@ func TestHistoryRollbackAfterPending(t *testing.T) {
 	rolledBack := time.Now()
 	time.Sleep(4 * time.Second)
 	l.stopCleanFrom(t, rolledBack.Add(2*time.Second), "2s after the rollback")
+	l.meets(t, changed, rolledBack, "the stuck rotation and its rollback")
 }
 
 // TestHistoryWrongEverywhereHolds: a secret wrong everywhere, 12
@@ -223,11 +235,13 @@ func TestHistoryRollbackAfterPending(t *testing.T) {
 // trial, then one probe per hold, the hold doubling up to the TTL): the
 // account is not blocked, and the right password still logs in.
 //
-// make test runs it with a 500 ms hold for 8 s (budget: 1 + 4 probes);
+// make test runs it with a 250 ms hold for 4 s (budget: 1 + 4 probes);
 // ROTATINGMYSQL_WRONG_FOR=3m runs the default 1-minute hold for 3 minutes
 // with max_password_errors = 10 (budget: 1 + 2 probes).
 func TestHistoryWrongEverywhereHolds(t *testing.T) {
-	hold, ttl, run, limit := 500*time.Millisecond, 4*time.Second, 8*time.Second, 6
+	// Serial: sets the server-wide max_password_errors, which would block
+	// the accounts of parallel tests.
+	hold, ttl, run, limit := 250*time.Millisecond, 2*time.Second, 4*time.Second, 6
 	if v := os.Getenv("ROTATINGMYSQL_WRONG_FOR"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
@@ -241,6 +255,9 @@ func TestHistoryWrongEverywhereHolds(t *testing.T) {
 		t.Fatal(err)
 	}
 	c, db := b.openWithConnector(rotatingmysql.WithRefusedHold(hold), rotatingmysql.WithTTL(ttl),
+		// 1 s, unscaled with the hold: the last Pings run up to 1 s past
+		// the end, which the next probe (2 s after the one at 3.75 s)
+		// must not reach.
 		rotatingmysql.WithRetryPolicy(retry.Policy{Timeout: time.Second}))
 	db.SetMaxIdleConns(0)
 	denied0 := b.deniedLogins()
@@ -288,6 +305,7 @@ func TestHistoryWrongEverywhereHolds(t *testing.T) {
 // Connect with no deadline is bounded by retryTimeout, the first fetch
 // included.
 func TestErrorsSayWhoseDeadline(t *testing.T) {
+	t.Parallel()
 	b := newBed(t, "whose-Deadline-pw")
 	// A Secrets Manager slower than every deadline.
 	b.sm.Fail("GetSecretValue", rotatingmysqltest.Fault{Delay: 3 * time.Second})
@@ -317,6 +335,7 @@ func TestErrorsSayWhoseDeadline(t *testing.T) {
 // one source and cache: 1 GetSecretValue call to open them all, at most 4
 // during a full rotation under load, and 0 application errors.
 func TestSharedCacheEightPools(t *testing.T) {
+	// Serial: sets environment variables (t.Setenv).
 	b := newBed(t, "shared-Eight-pw")
 	dbs := make([]*sql.DB, 8)
 	for i := range dbs {
@@ -329,20 +348,24 @@ func TestSharedCacheEightPools(t *testing.T) {
 	if n := b.apiCalls(); n != 1 {
 		t.Errorf("opening 8 databases on one secret made %d GetSecretValue calls, want 1", n)
 	}
+	// loadRate in all, shared by the pools.
 	loads := make([]*load, len(dbs))
 	for i, db := range dbs {
-		loads[i] = startLoad(db, 2)
+		loads[i] = runLoad(db, 2, loadRate/len(dbs), 15*time.Second, nil)
 	}
 	calls0, denied0 := b.apiCalls(), b.deniedLogins()
 	time.Sleep(200 * time.Millisecond)
 	b.rot.Pause = 500 * time.Millisecond
+	rotating := time.Now()
 	if err := b.rot.Rotate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	rotated := time.Now()
 	time.Sleep(500 * time.Millisecond)
 	for _, l := range loads {
 		l.stop(t)
 	}
+	meet(t, meetings(loads, rotating, rotated), rotating, rotated, "the rotation, 8 pools together")
 	calls, denied := b.apiCalls()-calls0, b.deniedLogins()-denied0-1 // the rotator's own
 	t.Logf("8 pools through a rotation: %d GetSecretValue calls, %d failed logins by the driver", calls, denied)
 	if calls > 4 {

@@ -165,6 +165,7 @@ func TestIAMConnectWithDSN(t *testing.T) {
 // carried a token the front checked and found valid, and there were many
 // different ones.
 func TestIAMPoolOutlivesTokens(t *testing.T) {
+	t.Parallel()
 	b := newIAMBed(t)
 	b.front.SetTokenLifetime(2 * time.Second)
 	db := b.open(rotatingmysql.WithTTL(300 * time.Millisecond))
@@ -191,6 +192,7 @@ func TestIAMPoolOutlivesTokens(t *testing.T) {
 // next login is refused as expired, and the driver signs a new token and
 // logs in, without an error reaching the application.
 func TestIAMClockAhead(t *testing.T) {
+	t.Parallel()
 	b := newIAMBed(t)
 	db := b.open()
 	db.SetMaxIdleConns(0)
@@ -216,6 +218,7 @@ func TestIAMClockAhead(t *testing.T) {
 // new session) and the old key is revoked; the next token is signed with
 // the new key, and the pool under load sees 0 errors.
 func TestIAMCredentialsRotated(t *testing.T) {
+	t.Parallel()
 	b := newIAMBed(t)
 	db := b.open(rotatingmysql.WithTTL(200 * time.Millisecond))
 	db.SetMaxIdleConns(0)
@@ -236,6 +239,7 @@ func TestIAMCredentialsRotated(t *testing.T) {
 // does not know, a revoked key: the error is the server's 1045 (errors.As
 // finds it) with a hint naming the IAM causes, and the front's reason.
 func TestIAMRefusedClearly(t *testing.T) {
+	t.Parallel()
 	quick := rotatingmysql.WithRetryPolicy(retry.Policy{Timeout: time.Second})
 	for _, tc := range []struct {
 		name   string
@@ -290,6 +294,7 @@ func TestIAMRefusedClearly(t *testing.T) {
 // the error wraps credsource.ErrIAMCredentials and the provider's error,
 // and names the endpoint.
 func TestIAMCredentialsProviderFails(t *testing.T) {
+	t.Parallel()
 	b := newIAMBed(t)
 	b.creds.fail(errors.New("the SSO session has expired or is invalid"))
 	err := b.open().Ping()

@@ -33,6 +33,7 @@ func (b *bed) customSecret(password string) string {
 // in the DSN, goes through a full single-user rotation (written under the
 // same keys) while 8 workers dial: 0 errors.
 func TestSecretKeysRotationUnderLoad(t *testing.T) {
+	// Serial: sets environment variables (t.Setenv).
 	b := newBed(t, "keys-Initial-Pw-1")
 	if _, err := b.sm.Store().PutSecretValue(b.arn, b.customSecret(b.password), nil); err != nil {
 		t.Fatal(err)
@@ -66,6 +67,7 @@ func TestSecretKeysRotationUnderLoad(t *testing.T) {
 // agent, an environment variable and a file; without it, and with a key
 // the secret lacks, the error names the key that was looked for.
 func TestSecretKeysEverySource(t *testing.T) {
+	// Serial: sets environment variables (t.Setenv).
 	b := newBed(t, "keys-Sources-Pw-2")
 	doc := b.customSecret(b.password)
 	if _, err := b.sm.Store().PutSecretValue(b.arn, doc, nil); err != nil {

@@ -7,11 +7,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,11 +25,30 @@ import (
 	"github.com/rotatingmysql/rotatingmysql/rotatingmysqltest"
 )
 
+// testParallel is how many parallel tests run at once by default.
+const testParallel = 16
+
 // testdbMain adapts testdb.Run to goleak.VerifyTestMain, which checks for
 // leaked goroutines once the tests have passed and the server has stopped.
 type testdbMain struct{ m *testing.M }
 
-func (r testdbMain) Run() int { return testdb.Run(r.m) }
+// Run sets -parallel, unless given, and runs the tests with testdb.Run.
+func (r testdbMain) Run() int {
+	if !flag.Parsed() {
+		flag.Parse() // for flag.Visit; m.Run parses only once
+	}
+	// The integration tests mostly wait (for a TTL, a hold, a fault to
+	// end) and their loads are paced: more of them than GOMAXPROCS (the
+	// default of -parallel) run at once, unless -parallel is given.
+	given := false
+	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
+	if p := flag.Lookup("test.parallel"); !given && p != nil {
+		if err := p.Value.Set(strconv.Itoa(testParallel)); err != nil {
+			panic(err)
+		}
+	}
+	return testdb.Run(r.m)
+}
 
 // leakLog is a bytes.Buffer safe for the concurrent writes of a logger.
 type leakLog struct {
@@ -140,46 +160,28 @@ func pingN(db *sql.DB, n int, sink *errorSink) {
 	}
 }
 
-// dialLoad runs workers goroutines that query db in a loop, each query
-// bounded by timeout, until stop is called; every error goes to sink. stop
-// returns how many queries succeeded.
-func dialLoad(db *sql.DB, workers int, timeout time.Duration, sink *errorSink) (stop func() int64) {
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	var ok atomic.Int64
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				qctx, qcancel := context.WithTimeout(ctx, timeout)
-				var one int
-				err := db.QueryRowContext(qctx, "SELECT 1").Scan(&one)
-				qcancel()
-				switch {
-				case err == nil:
-					ok.Add(1)
-				case ctx.Err() == nil:
-					sink.add(err)
-				}
-			}
-		}()
-	}
-	return func() int64 { cancel(); wg.Wait(); return ok.Load() }
-}
-
 // TestNoPasswordInLogsOrErrors runs the rotation and failure scenarios with
 // a debug-level logger (JSON and text) and checks that no password of any
 // version appears in the log or in any error the application saw, under
 // every fmt verb.
 func TestNoPasswordInLogsOrErrors(t *testing.T) {
+	t.Parallel()
+	testdb.Require(t) // every scenario needs the server
 	var logs leakLog
 	logger := slog.New(teeHandler(
 		slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}),
 		slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}),
 	))
 	sink := &errorSink{}
-	var secrets []string
+	var (
+		mu      sync.Mutex
+		secrets []string
+	)
+	collect := func(s ...string) {
+		mu.Lock()
+		defer mu.Unlock()
+		secrets = append(secrets, s...)
+	}
 	ctx := context.Background()
 	opts := func(extra ...rotatingmysql.Option) []rotatingmysql.Option {
 		return append([]rotatingmysql.Option{rotatingmysql.WithLogger(logger)}, extra...)
@@ -187,129 +189,143 @@ func TestNoPasswordInLogsOrErrors(t *testing.T) {
 	// A short retry bound keeps the failing scenarios quick.
 	quick := rotatingmysql.WithRetryPolicy(retry.Policy{Timeout: time.Second})
 
-	t.Run("single-user rotation under load", func(t *testing.T) {
-		b := newBed(t, "leak-Initial-Pw-1")
-		db := b.open(opts(rotatingmysql.WithTTL(300 * time.Millisecond))...)
-		db.SetMaxIdleConns(0)
-		stop := dialLoad(db, 8, 15*time.Second, sink)
-		b.rot.Pause = 500 * time.Millisecond
-		err := b.rot.Rotate(ctx)
-		time.Sleep(500 * time.Millisecond)
-		stop()
-		if err != nil {
-			t.Fatal(err)
-		}
-		secrets = append(secrets, b.passwords()...)
-	})
-	t.Run("stuck rotation uses AWSPENDING", func(t *testing.T) {
-		b := newBed(t, "leak-Stuck-Pw-2")
-		db := b.open(opts()...)
-		db.SetMaxIdleConns(0)
-		pingN(db, 1, sink)
-		if err := errors.Join(b.rot.CreateSecret(ctx), b.rot.SetSecret(ctx), b.rot.TestSecret(ctx)); err != nil {
-			t.Fatal(err)
-		}
-		pingN(db, 5, sink)
-		secrets = append(secrets, b.passwords()...)
-	})
-	t.Run("multi-user rotation", func(t *testing.T) {
-		b := newBed(t, "leak-Multi-Pw-3")
-		b.rot.Strategy = rotatingmysqltest.MultiUser
-		db := b.open(opts(rotatingmysql.WithTTL(200 * time.Millisecond))...)
-		db.SetMaxIdleConns(0)
-		stop := dialLoad(db, 4, 15*time.Second, sink)
-		err := b.rot.Rotate(ctx)
-		time.Sleep(400 * time.Millisecond)
-		stop()
-		if err != nil {
-			t.Fatal(err)
-		}
-		secrets = append(secrets, b.passwords()...)
-	})
-	t.Run("wrong everywhere", func(t *testing.T) {
-		b := newBed(t, "leak-Real-Pw-4")
-		b.putWrong("leak-Wrong-Current-4", "leak-Wrong-Pending-4")
-		db := b.open(opts(quick)...)
-		pingN(db, 2, sink)
-		secrets = append(secrets, b.passwords()...)
-	})
-	t.Run("malformed secret holding a password", func(t *testing.T) {
-		b := newBed(t, "leak-Real-Pw-5")
-		for _, doc := range []string{
-			"username=app password=leak-Malformed-Pw-5",
-			`{"username":"app","password":"leak-Truncated-Pw-5`,
-			`{"username":"app","password":"leak-Badport-Pw-5","port":"x"}`,
-			`{"username":["app"],"password":"leak-Badtype-Pw-5"}`,
-		} {
-			if _, err := b.sm.Store().PutSecretValue(b.arn, doc, nil); err != nil {
+	// The scenarios run in parallel, each on its own bed; the group ends
+	// when they all have.
+	t.Run("scenarios", func(t *testing.T) {
+		t.Run("single-user rotation under load", func(t *testing.T) {
+			t.Parallel()
+			b := newBed(t, "leak-Initial-Pw-1")
+			db := b.open(opts(rotatingmysql.WithTTL(300 * time.Millisecond))...)
+			db.SetMaxIdleConns(0)
+			l := dialLoad(db, 8, 15*time.Second, sink)
+			b.rot.Pause = 500 * time.Millisecond
+			err := b.rot.Rotate(ctx)
+			time.Sleep(500 * time.Millisecond)
+			l.finish()
+			if err != nil {
+				t.Fatal(err)
+			}
+			collect(b.passwords()...)
+		})
+		t.Run("stuck rotation uses AWSPENDING", func(t *testing.T) {
+			t.Parallel()
+			b := newBed(t, "leak-Stuck-Pw-2")
+			db := b.open(opts()...)
+			db.SetMaxIdleConns(0)
+			pingN(db, 1, sink)
+			if err := errors.Join(b.rot.CreateSecret(ctx), b.rot.SetSecret(ctx), b.rot.TestSecret(ctx)); err != nil {
+				t.Fatal(err)
+			}
+			pingN(db, 5, sink)
+			collect(b.passwords()...)
+		})
+		t.Run("multi-user rotation", func(t *testing.T) {
+			t.Parallel()
+			b := newBed(t, "leak-Multi-Pw-3")
+			b.rot.Strategy = rotatingmysqltest.MultiUser
+			db := b.open(opts(rotatingmysql.WithTTL(200 * time.Millisecond))...)
+			db.SetMaxIdleConns(0)
+			l := dialLoad(db, 4, 15*time.Second, sink)
+			err := b.rot.Rotate(ctx)
+			time.Sleep(400 * time.Millisecond)
+			l.finish()
+			if err != nil {
+				t.Fatal(err)
+			}
+			collect(b.passwords()...)
+		})
+		t.Run("wrong everywhere", func(t *testing.T) {
+			t.Parallel()
+			b := newBed(t, "leak-Real-Pw-4")
+			b.putWrong("leak-Wrong-Current-4", "leak-Wrong-Pending-4")
+			db := b.open(opts(quick)...)
+			pingN(db, 2, sink)
+			collect(b.passwords()...)
+		})
+		t.Run("malformed secret holding a password", func(t *testing.T) {
+			t.Parallel()
+			b := newBed(t, "leak-Real-Pw-5")
+			for _, doc := range []string{
+				"username=app password=leak-Malformed-Pw-5",
+				`{"username":"app","password":"leak-Truncated-Pw-5`,
+				`{"username":"app","password":"leak-Badport-Pw-5","port":"x"}`,
+				`{"username":["app"],"password":"leak-Badtype-Pw-5"}`,
+			} {
+				if _, err := b.sm.Store().PutSecretValue(b.arn, doc, nil); err != nil {
+					t.Fatal(err)
+				}
+				pingN(b.open(opts()...), 1, sink)
+			}
+			collect(b.passwords()...)
+			collect("leak-Malformed-Pw-5", "leak-Truncated-Pw-5", "leak-Badport-Pw-5", "leak-Badtype-Pw-5")
+		})
+		t.Run("Secrets Manager down and throttled", func(t *testing.T) {
+			t.Parallel()
+			b := newBed(t, "leak-Outage-Pw-6")
+			db := b.open(opts(rotatingmysql.WithTTL(50*time.Millisecond), quick)...)
+			db.SetMaxIdleConns(0)
+			pingN(db, 1, sink)
+			b.sm.Fail("GetSecretValue", rotatingmysqltest.Fault{Type: "ThrottlingException", Times: 3})
+			time.Sleep(60 * time.Millisecond)
+			pingN(db, 2, sink)
+			if err := b.sm.SetDown(true); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(60 * time.Millisecond)
+			pingN(db, 2, sink)
+			// A rotation during the outage: the new password cannot be learned.
+			if err := errors.Join(b.rot.CreateSecret(ctx), b.rot.SetSecret(ctx)); err != nil {
+				t.Fatal(err)
+			}
+			pingN(db, 1, sink)
+			if err := b.sm.SetDown(false); err != nil {
+				t.Fatal(err)
+			}
+			pingN(db, 1, sink)
+			collect(b.passwords()...)
+		})
+		t.Run("account locked", func(t *testing.T) {
+			t.Parallel()
+			b := newBed(t, "leak-Locked-Pw-7")
+			if _, err := b.srv.Root().ExecContext(ctx, fmt.Sprintf("ALTER USER '%s'@'%%' ACCOUNT LOCK", b.user)); err != nil {
 				t.Fatal(err)
 			}
 			pingN(b.open(opts()...), 1, sink)
-		}
-		secrets = append(secrets, b.passwords()...)
-		secrets = append(secrets, "leak-Malformed-Pw-5", "leak-Truncated-Pw-5", "leak-Badport-Pw-5", "leak-Badtype-Pw-5")
-	})
-	t.Run("Secrets Manager down and throttled", func(t *testing.T) {
-		b := newBed(t, "leak-Outage-Pw-6")
-		db := b.open(opts(rotatingmysql.WithTTL(50*time.Millisecond), quick)...)
-		db.SetMaxIdleConns(0)
-		pingN(db, 1, sink)
-		b.sm.Fail("GetSecretValue", rotatingmysqltest.Fault{Type: "ThrottlingException", Times: 3})
-		time.Sleep(60 * time.Millisecond)
-		pingN(db, 2, sink)
-		if err := b.sm.SetDown(true); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(60 * time.Millisecond)
-		pingN(db, 2, sink)
-		// A rotation during the outage: the new password cannot be learned.
-		if err := errors.Join(b.rot.CreateSecret(ctx), b.rot.SetSecret(ctx)); err != nil {
-			t.Fatal(err)
-		}
-		pingN(db, 1, sink)
-		if err := b.sm.SetDown(false); err != nil {
-			t.Fatal(err)
-		}
-		pingN(db, 1, sink)
-		secrets = append(secrets, b.passwords()...)
-	})
-	t.Run("account locked", func(t *testing.T) {
-		b := newBed(t, "leak-Locked-Pw-7")
-		if _, err := b.srv.Root().ExecContext(ctx, fmt.Sprintf("ALTER USER '%s'@'%%' ACCOUNT LOCK", b.user)); err != nil {
-			t.Fatal(err)
-		}
-		pingN(b.open(opts()...), 1, sink)
-		secrets = append(secrets, b.passwords()...)
-	})
+			collect(b.passwords()...)
+		})
 
-	// source=iam: tokens are passwords, and the AWS secret access key and
-	// session token sign them.
-	iamSecrets := func(b *iamBed) {
-		secrets = append(secrets, b.front.Tokens()...)
-		secrets = append(secrets, iamSecretKey)
-	}
-	t.Run("iam pool across token lifetimes", func(t *testing.T) {
-		b := newIAMBed(t)
-		b.front.SetTokenLifetime(time.Second) // some logins meet an expired token
-		db := b.open(opts(rotatingmysql.WithTTL(200 * time.Millisecond))...)
-		db.SetMaxIdleConns(0)
-		stop := dialLoad(db, 4, 15*time.Second, sink)
-		waitFor(t, "4 IAM tokens", func() bool { return b.front.Stats().DistinctTokens >= 4 })
-		stop()
-		iamSecrets(b)
-	})
-	t.Run("iam refused, wrong secret key, session token", func(t *testing.T) {
-		b := newIAMBed(t)
-		b.creds.set(aws.Credentials{AccessKeyID: iamKeyID, SecretAccessKey: "leak-Iam-Wrong-Secret-Key-8", SessionToken: "leak-Iam-Session-Token-8"})
-		pingN(b.open(opts(quick)...), 2, sink)
-		iamSecrets(b)
-		secrets = append(secrets, "leak-Iam-Wrong-Secret-Key-8", "leak-Iam-Session-Token-8")
-	})
-	t.Run("iam credentials provider fails", func(t *testing.T) {
-		b := newIAMBed(t)
-		b.creds.fail(errors.New("no EC2 IMDS role found"))
-		pingN(b.open(opts(quick)...), 1, sink)
-		iamSecrets(b)
+		// source=iam: tokens are passwords, and the AWS secret access key and
+		// session token sign them.
+		iamSecrets := func(b *iamBed) {
+			collect(b.front.Tokens()...)
+			collect(iamSecretKey)
+		}
+		t.Run("iam pool across token lifetimes", func(t *testing.T) {
+			t.Parallel()
+			b := newIAMBed(t)
+			b.front.SetTokenLifetime(time.Second) // some logins meet an expired token
+			db := b.open(opts(rotatingmysql.WithTTL(200 * time.Millisecond))...)
+			db.SetMaxIdleConns(0)
+			l := dialLoad(db, 4, 15*time.Second, sink)
+			waitFor(t, "4 IAM tokens", func() bool { return b.front.Stats().DistinctTokens >= 4 })
+			l.finish()
+			iamSecrets(b)
+		})
+		t.Run("iam refused, wrong secret key, session token", func(t *testing.T) {
+			t.Parallel()
+			b := newIAMBed(t)
+			b.creds.set(aws.Credentials{AccessKeyID: iamKeyID, SecretAccessKey: "leak-Iam-Wrong-Secret-Key-8", SessionToken: "leak-Iam-Session-Token-8"})
+			pingN(b.open(opts(quick)...), 2, sink)
+			iamSecrets(b)
+			collect("leak-Iam-Wrong-Secret-Key-8", "leak-Iam-Session-Token-8")
+		})
+		t.Run("iam credentials provider fails", func(t *testing.T) {
+			t.Parallel()
+			b := newIAMBed(t)
+			b.creds.fail(errors.New("no EC2 IMDS role found"))
+			pingN(b.open(opts(quick)...), 1, sink)
+			iamSecrets(b)
+		})
 	})
 
 	text := logs.String()

@@ -100,6 +100,8 @@ func (d *dialCounter) option() rotatingmysql.Option {
 // flight when the password changes may fail (at most W), plus the one
 // failed login of the rotation's own setSecret step.
 func TestLockoutRotationUnderLoad(t *testing.T) {
+	// Serial: sets the server-wide max_password_errors, which would block
+	// the accounts of parallel tests.
 	for _, w := range []int{16, 32} {
 		t.Run(fmt.Sprintf("W=%d", w), func(t *testing.T) {
 			b := newBed(t, fmt.Sprintf("lockout-Initial-Pw-%d", w))
@@ -110,11 +112,14 @@ func TestLockoutRotationUnderLoad(t *testing.T) {
 			ping(t, db)
 			denied0 := b.deniedLogins()
 
-			l := startLoad(db, w)
+			// Flat out, unlike the other loads: the bound is about the W
+			// dials in flight when the password changes, and only dials
+			// back to back keep W in flight.
+			l := runLoad(db, w, 0, 15*time.Second, nil)
 			time.Sleep(300 * time.Millisecond)
-			b.rot.Pause = time.Second
+			b.rot.Pause = 500 * time.Millisecond
 			err := b.rot.Rotate(context.Background())
-			time.Sleep(time.Second)
+			time.Sleep(500 * time.Millisecond)
 			l.stop(t) // 0 application errors: a 4150 would be one
 			if err != nil {
 				t.Fatal(err)
@@ -136,6 +141,8 @@ func TestLockoutRotationUnderLoad(t *testing.T) {
 // MaxLogins = 5 logins), nor in the Connects that follow (refused versions
 // are not dialed again).
 func TestLockoutWrongEverywhere(t *testing.T) {
+	// Serial: sets the server-wide max_password_errors, which would block
+	// the accounts of parallel tests.
 	b := newBed(t, "lockout-Real-Pw")
 	b.srv.TempGlobal(t, "max_password_errors", 6)
 	b.putWrong("lockout-Wrong-Current", "lockout-Wrong-Pending")
@@ -172,6 +179,8 @@ func TestLockoutWrongEverywhere(t *testing.T) {
 // reported at once with the server's error, whether the first login meets it
 // or a login of the recovery from 1045 does.
 func TestLockoutBlockedIsNotRetried(t *testing.T) {
+	// Serial: sets the server-wide max_password_errors, which would block
+	// the accounts of parallel tests.
 	t.Run("first login", func(t *testing.T) {
 		b := newBed(t, "blocked-Real-Pw-1")
 		b.srv.TempGlobal(t, "max_password_errors", 3)

@@ -79,6 +79,8 @@ const (
 )
 
 func TestLogThroughRotation(t *testing.T) {
+	// Serial: the script's exact counts assume its 1 s retry timeout,
+	// which the CPU load of parallel tests can exhaust at the cold start.
 	b := newBed(t, "log-Initial-pw1")
 	rec := &logRecorder{}
 	var text, js logBuffer

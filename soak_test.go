@@ -20,7 +20,11 @@ const EnvSoakRotations = "ROTATINGMYSQL_SOAK_ROTATIONS"
 // failed logins stay within their per-rotation bounds, and the goroutine
 // count and heap do not grow with the number of rotations.
 func TestSoak(t *testing.T) {
-	rotations, pause, settle := 3, time.Second, 1500*time.Millisecond
+	// Serial: counts the process's goroutines and heap, which parallel
+	// tests would change.
+	// The short version: windows of 500 ms (100 new connections each),
+	// and past the TTL (1 s) on each new password.
+	rotations, pause, settle := 3, 500*time.Millisecond, 1200*time.Millisecond
 	if s := os.Getenv(EnvSoakRotations); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 {
@@ -39,11 +43,11 @@ func TestSoak(t *testing.T) {
 	calls0, denied0 := b.apiCalls(), b.deniedLogins()
 
 	sink := &errorSink{}
-	stop := dialLoad(db, workers, 15*time.Second, sink)
+	l := dialLoad(db, workers, 15*time.Second, sink)
 	stopped := false
 	defer func() {
 		if !stopped {
-			stop()
+			l.finish()
 		}
 	}()
 	b.rot.Pause = pause
@@ -68,7 +72,7 @@ func TestSoak(t *testing.T) {
 		}
 	}
 	heapEnd := heapAlloc()
-	queries := stop()
+	queries := l.finish()
 	stopped = true
 	took := time.Since(began)
 

@@ -63,6 +63,7 @@ func checkAgentRequests(t *testing.T, ag *rotatingmysqltest.Agent) (refreshes in
 }
 
 func TestAgentSourceRotationUnderLoad(t *testing.T) {
+	// Serial: sets environment variables (t.Setenv).
 	for _, tc := range []struct {
 		name    string
 		restart bool // kill the agent just before setSecret, restart it 500ms after
@@ -101,10 +102,10 @@ func TestAgentSourceRotationUnderLoad(t *testing.T) {
 					err = rot.FinishSecret(ctx)
 				}
 			} else {
-				rot.Pause = 2 * time.Second
+				rot.Pause = time.Second
 				err = rot.Rotate(ctx)
 			}
-			time.Sleep(time.Second) // on the new AWSCURRENT
+			time.Sleep(500 * time.Millisecond) // on the new AWSCURRENT
 			l.stop(t)
 			if err != nil {
 				t.Fatal(err)
@@ -137,6 +138,7 @@ func TestAgentSourceRotationUnderLoad(t *testing.T) {
 }
 
 func TestAgentSourceNoToken(t *testing.T) {
+	// Serial: sets environment variables (t.Setenv).
 	b := newBed(t, "agent-NoToken-Pw-1")
 	ag := startAgent(t, b.sm.Store())
 	for _, name := range credsource.AgentTokenEnv {
@@ -169,6 +171,7 @@ func TestAgentSourceNoToken(t *testing.T) {
 }
 
 func TestAgentSourceTokenRefused(t *testing.T) {
+	// Serial: sets environment variables (t.Setenv).
 	b := newBed(t, "agent-BadToken-Pw-1")
 	ag := startAgent(t, b.sm.Store())
 	t.Setenv("AWS_TOKEN", "not-the-agent-token-42")
@@ -185,6 +188,7 @@ func TestAgentSourceTokenRefused(t *testing.T) {
 }
 
 func TestAgentSourceEndpoint(t *testing.T) {
+	// Serial: sets environment variables (t.Setenv).
 	_, err := sql.Open("rotatingmysql", "app/db?source=agent&agentEndpoint=http://192.0.2.10:2773")
 	if !errors.Is(err, rotatingmysql.ErrInvalidDSN) || !strings.Contains(err.Error(), "not a loopback address") || !strings.Contains(err.Error(), "allowRemoteAgent=true") {
 		t.Fatalf("remote endpoint: %v", err)
@@ -217,6 +221,7 @@ func TestAgentSourceEndpoint(t *testing.T) {
 }
 
 func TestEnvSourceDSN(t *testing.T) {
+	// Serial: sets environment variables (t.Setenv).
 	b := newBed(t, "env-Initial-Pw-1")
 	t.Setenv("DB_SECRET", rotatingmysqltest.SecretJSON(b.host, b.port, b.user, b.password, b.db))
 	db := openDSNNoAWS(t, "DB_SECRET?source=env")
@@ -278,6 +283,7 @@ func (m *csiMount) update(doc string) {
 }
 
 func TestFileSourceRotationUnderLoad(t *testing.T) {
+	t.Parallel()
 	b := newBed(t, "file-Initial-Pw-1")
 	m := &csiMount{t: t, dir: t.TempDir()}
 	m.update(rotatingmysqltest.SecretJSON(b.host, b.port, b.user, b.password, b.db))
@@ -324,6 +330,7 @@ func TestFileSourceRotationUnderLoad(t *testing.T) {
 }
 
 func TestChainAgentDownFallsThroughToAPI(t *testing.T) {
+	// Serial: sets environment variables (t.Setenv).
 	b := newBed(t, "chain-Pw-1")
 	ag := startAgent(t, b.sm.Store())
 	if err := ag.Stop(); err != nil { // nothing listens on its port
@@ -340,6 +347,7 @@ func TestChainAgentDownFallsThroughToAPI(t *testing.T) {
 }
 
 func TestChainAgentNotFoundEndsChain(t *testing.T) {
+	// Serial: sets environment variables (t.Setenv).
 	b := newBed(t, "chain-Pw-2")
 	// An agent that does not hold the secret answers ResourceNotFound: an
 	// answer, so the chain does not ask the API.

@@ -41,6 +41,7 @@ func versionsOf(st rotatingmysql.RotationStatus) string {
 }
 
 func TestRotationStatusThroughRotation(t *testing.T) {
+	t.Parallel()
 	b := newBed(t, "status-Initial-pw1")
 	const lambda = "arn:aws:lambda:us-east-1:123456789012:function:rotate-mysql"
 	if err := b.sm.Store().SetRotation(b.arn, true, lambda, 30); err != nil {
@@ -122,6 +123,7 @@ func (f fixedSource) Fetch(context.Context, credsource.Request) (*credsource.Sec
 }
 
 func TestRotationStatusErrors(t *testing.T) {
+	t.Parallel()
 	t.Run("source other than the API", func(t *testing.T) {
 		cfg := rotatingmysql.NewConfig("")
 		if err := cfg.Apply(rotatingmysql.WithSource(fixedSource{})); err != nil {

@@ -24,6 +24,7 @@ const throttledPerSecond = 12
 // counted per second by the emulator. When the quota frees, the process
 // learns the new password and its queries succeed again.
 func TestThrottledRotationBoundsRequestRate(t *testing.T) {
+	t.Parallel()
 	b := newBed(t, "throttle-Initial-Pw-1")
 	c, db := b.openWithConnector()
 	db.SetMaxIdleConns(0)
@@ -39,7 +40,7 @@ func TestThrottledRotationBoundsRequestRate(t *testing.T) {
 		t.Fatal(err)
 	}
 	sink := &errorSink{}
-	stop := dialLoad(db, 8, 15*time.Second, sink)
+	l := dialLoad(db, 8, 15*time.Second, sink)
 	// Four seconds of throttling, counted by the emulator's seconds.
 	throttledFrom := b.sm.RateOrigin()
 	waitSeconds(b, throttledFrom, 4)
@@ -56,7 +57,7 @@ func TestThrottledRotationBoundsRequestRate(t *testing.T) {
 	}
 	settled := time.Now()
 	time.Sleep(time.Second)
-	queries := stop()
+	queries := l.finish()
 
 	total, throttled := 0, 0
 	for i, r := range rates[:min(4, len(rates))] {

@@ -21,9 +21,23 @@ func TestMain(m *testing.M) { os.Exit(testdb.Run(m)) }
 // load and cleanup.
 const drillTimeout = 2 * time.Minute
 
+// skipShort skips a test that runs a drill (a MariaDB server and seconds
+// of load) under go test -short.
+func skipShort(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("runs a drill against MariaDB: skipped in -short mode (make test-short); run without -short (make test)")
+	}
+}
+
 // runJSON runs the command with args plus -json -q and decodes the report.
+// Under -short it skips the test unless the run is to fail on its
+// arguments (wantExit exitCannotRun).
 func runJSON(t *testing.T, wantExit int, args ...string) (*Report, string) {
 	t.Helper()
+	if wantExit != exitCannotRun {
+		skipShort(t)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), drillTimeout)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
@@ -175,6 +189,7 @@ func checkSVG(t *testing.T, path string) {
 }
 
 func TestTextReport(t *testing.T) {
+	skipShort(t)
 	ctx, cancel := context.WithTimeout(context.Background(), drillTimeout)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
@@ -321,6 +336,7 @@ func TestUsageErrors(t *testing.T) {
 }
 
 func TestInterrupted(t *testing.T) {
+	skipShort(t)
 	// The drill is stopped (Ctrl-C) in the middle of the window: it still
 	// reports, and fails.
 	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)

@@ -1,10 +1,14 @@
 package testdb
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -119,6 +123,50 @@ func (s *Server) AccessDeniedErrors(ctx context.Context) (int64, error) {
 	err := s.root.QueryRowContext(ctx, "SHOW GLOBAL STATUS LIKE 'Access_denied_errors'").Scan(&name, &n)
 	if err != nil {
 		return 0, fmt.Errorf("testdb: read Access_denied_errors: %w", err)
+	}
+	return n, nil
+}
+
+// FailedLogins returns how many logins of the accounts named users the
+// server refused for a wrong password or an unknown user (error 1045),
+// read from the private server's error log, where MariaDB writes a warning
+// for each one (log_warnings=2, which [Start] sets). Unlike
+// [Server.AccessDeniedErrors], a server-wide counter, it counts only these
+// accounts, so tests running in parallel each count their own. The count
+// covers the server's whole life, restarts included: compare two calls. It
+// returns [ErrExternal] for an external server, whose log it cannot read.
+func (s *Server) FailedLogins(users ...string) (int64, error) {
+	if s.External() {
+		return 0, fmt.Errorf("testdb: failed logins per account: %w", ErrExternal)
+	}
+	f, err := os.Open(filepath.Join(s.Dir, logName))
+	if err != nil {
+		return 0, fmt.Errorf("testdb: failed logins per account: %w", err)
+	}
+	defer f.Close()
+	// The warning reads: Access denied for user 'NAME'@'HOST' (using
+	// password: YES).
+	prefixes := make([][]byte, len(users))
+	for i, u := range users {
+		prefixes[i] = []byte("Access denied for user '" + u + "'@'")
+	}
+	var n int64
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		if !bytes.Contains(line, []byte("(using password: ")) {
+			continue
+		}
+		for _, p := range prefixes {
+			if bytes.Contains(line, p) {
+				n++
+				break
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, fmt.Errorf("testdb: failed logins per account: %w", err)
 	}
 	return n, nil
 }

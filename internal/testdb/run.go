@@ -19,6 +19,9 @@ const EnvRootDSN = "ROTATINGMYSQL_TEST_MYSQL_ROOT_DSN"
 // runTimeout bounds starting the server in Run.
 const runTimeout = 2 * time.Minute
 
+// shortReason is why integration tests skip under go test -short.
+const shortReason = "integration test: needs MariaDB, skipped in -short mode (make test-short); run without -short (make test)"
+
 // State set by Run before the tests start and only read by them.
 var (
 	shared     *Server
@@ -36,11 +39,26 @@ var (
 // without a server, so that [Require] skips them; but when the environment
 // variable CI is true it prints an error and returns 1 without running any
 // test. Any other failure to start the server also returns 1.
+//
+// Under go test -short Run starts no server and [Require] skips every
+// integration test, CI or not: -short asks for the unit tests only. The
+// package's Examples are left out too (unless -skip is given): an Example
+// cannot skip itself, and those of these packages log in to the server.
 func Run(m *testing.M) int {
 	if !flag.Parsed() {
-		flag.Parse() // for testing.Verbose; m.Run parses only once
+		flag.Parse() // for testing.Verbose and testing.Short; m.Run parses only once
 	}
 	ran = true
+	if testing.Short() {
+		skipReason = shortReason
+		if skip := flag.Lookup("test.skip"); skip != nil && skip.Value.String() == "" {
+			if err := skip.Value.Set("^Example"); err != nil {
+				fmt.Fprintf(os.Stderr, "testdb: -short: cannot leave the Examples out: %v\n", err)
+				return 1
+			}
+		}
+		return m.Run()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 	began := time.Now()
 	srv, err := startShared(ctx)
@@ -79,12 +97,15 @@ func startShared(ctx context.Context) (*Server, error) {
 	return Start(ctx)
 }
 
-// Require returns the server started by [Run]. When there is none, it skips
+// Require returns the server started by [Run]. Under go test -short it
+// skips the test (an integration test). When there is no server, it skips
 // the test with the reason, or fails it when the environment variable CI is
 // true. It fails the test when TestMain does not call Run.
 func Require(t testing.TB) *Server {
 	t.Helper()
 	switch {
+	case testing.Short():
+		t.Skip(shortReason)
 	case shared != nil:
 		return shared
 	case !ran:

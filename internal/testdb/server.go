@@ -66,6 +66,7 @@ const (
 	rootIdle = 4
 
 	socketName = "mysqld.sock"
+	tmpName    = "tmp"
 	logName    = "error.log"
 	outName    = "mariadbd.out"
 )
@@ -290,6 +291,9 @@ var serverArgs = []string{
 	"--skip-name-resolve",
 	"--character-set-server=utf8mb4",
 	"--skip-log-bin",
+	// A warning in the error log for each refused login, naming the
+	// account: Server.FailedLogins counts them per account.
+	"--log-warnings=2",
 	"--max-connections=1000",
 	// Fault tests abort many handshakes; never block 127.0.0.1 for it.
 	"--max-connect-errors=4294967295",
@@ -307,9 +311,17 @@ var serverArgs = []string{
 func (s *Server) installDB(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, installTimeout)
 	defer cancel()
+	// A temporary directory of its own: the bootstrap names its temporary
+	// tables in a way that two mariadb-install-db running at once in the
+	// shared /tmp can collide on ("Unknown table 'mysql.tmp_user_sys'"),
+	// as test binaries of several packages do.
+	if err := os.Mkdir(filepath.Join(s.Dir, tmpName), 0o700); err != nil {
+		return fmt.Errorf("testdb: %w", err)
+	}
 	args := []string{
 		"--no-defaults", // must come first
 		"--datadir=" + filepath.Join(s.Dir, "data"),
+		"--tmpdir=" + filepath.Join(s.Dir, tmpName),
 		"--auth-root-authentication-method=normal",
 		"--skip-test-db",
 		"--skip-name-resolve",
@@ -321,7 +333,7 @@ func (s *Server) installDB(ctx context.Context) error {
 	args = append(args, innodbArgs...)
 	out, err := exec.CommandContext(ctx, s.bins.installDB, args...).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("testdb: %s: %w\n%s", s.bins.installDB, err, tail(out, 30))
+		return fmt.Errorf("testdb: %s: %w\n%s%s", s.bins.installDB, err, errorLines(out, 10), tail(out, 30))
 	}
 	return nil
 }
@@ -349,6 +361,7 @@ func (s *Server) launch(ctx context.Context) error {
 		"--bind-address=127.0.0.1",
 		"--port=" + strconv.Itoa(port),
 		"--socket=" + filepath.Join(s.Dir, socketName),
+		"--tmpdir=" + filepath.Join(s.Dir, tmpName),
 		"--pid-file=" + filepath.Join(s.Dir, "mysqld.pid"),
 		"--log-error=" + filepath.Join(s.Dir, logName),
 	}
@@ -453,6 +466,30 @@ func (s *Server) logTail() string {
 		fmt.Fprintf(&b, "--- %s (tail) ---\n%s\n", path, tail(data, 30))
 	}
 	return b.String()
+}
+
+// errorLines returns the first n lines of data that hold "[ERROR]", with
+// a heading, or nothing: the tail of a failed mariadb-install-db's output
+// is advice, the cause is earlier.
+func errorLines(data []byte, n int) []byte {
+	var b bytes.Buffer
+	for _, line := range bytes.Split(data, []byte("\n")) {
+		if n == 0 {
+			break
+		}
+		if bytes.Contains(line, []byte("[ERROR]")) {
+			if b.Len() == 0 {
+				b.WriteString("--- errors ---\n")
+			}
+			b.Write(line)
+			b.WriteByte('\n')
+			n--
+		}
+	}
+	if b.Len() > 0 {
+		b.WriteString("--- output (tail) ---\n")
+	}
+	return b.Bytes()
 }
 
 // tail returns the last n lines of data.

@@ -11,6 +11,7 @@ import (
 // TestLaunchPortTaken checks the case Start retries: mariadbd cannot bind
 // its port and exits before it is ready.
 func TestLaunchPortTaken(t *testing.T) {
+	t.Parallel() // a server of its own
 	if Require(t).External() {
 		t.Skip("external server: this test starts a private one")
 	}

@@ -85,6 +85,7 @@ func accessDenied(t *testing.T, srv *testdb.Server) int64 {
 }
 
 func TestStartStop(t *testing.T) {
+	t.Parallel() // a server of its own
 	if testdb.Require(t).External() {
 		t.Skip("external server: this test starts a private one")
 	}
@@ -114,6 +115,7 @@ func TestStartStop(t *testing.T) {
 }
 
 func TestCreateUserLogin(t *testing.T) {
+	t.Parallel()
 	srv := testdb.Require(t)
 	for _, tc := range []struct{ name, password string }{
 		{"punctuation and non-ASCII", hardPassword},
@@ -143,9 +145,46 @@ func TestCreateUserLogin(t *testing.T) {
 }
 
 func TestUnknownUser(t *testing.T) {
+	t.Parallel()
 	srv := testdb.Require(t)
 	err := login(t.Context(), srv.UserConfig(testdb.UniqueName("nobody"), "x", ""))
 	wantErrNumber(t, err, erAccessDenied)
+}
+
+// TestFailedLogins: the per-account count of refused logins sees each
+// account's own failures only, an unknown user's too, and no successful
+// login.
+func TestFailedLogins(t *testing.T) {
+	t.Parallel()
+	srv := testdb.Require(t)
+	if srv.External() {
+		t.Skip("FailedLogins reads a private server's error log; this is an external server")
+	}
+	ctx := t.Context()
+	a, dbA := srv.TempUser(t, hardPassword)
+	b, dbB := srv.TempUser(t, hardPassword)
+	unknown := testdb.UniqueName("nobody")
+	for _, cfg := range []*mysql.Config{
+		srv.UserConfig(a, "wrong-1", dbA), srv.UserConfig(a, "wrong-2", dbA),
+		srv.UserConfig(b, "wrong-3", dbB), srv.UserConfig(unknown, "x", ""),
+	} {
+		wantErrNumber(t, login(ctx, cfg), erAccessDenied)
+	}
+	if err := login(ctx, srv.UserConfig(a, hardPassword, dbA)); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		users []string
+		want  int64
+	}{{[]string{a}, 2}, {[]string{b}, 1}, {[]string{unknown}, 1}, {[]string{a, b}, 3}, {[]string{testdb.UniqueName("u")}, 0}} {
+		n, err := srv.FailedLogins(tc.users...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != tc.want {
+			t.Errorf("FailedLogins(%q) = %d, want %d", tc.users, n, tc.want)
+		}
+	}
 }
 
 // TestSetPassword is not parallel: it counts the server's access-denied
