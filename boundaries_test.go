@@ -105,6 +105,7 @@ func logTally(t *testing.T, p *rotatingmysqltest.LoginProxy, user string, from t
 // deadline, returns by itself within loginTimeout (3 s here) plus 5 s; and
 // the hang marks nothing (no refusal, the version keeps working).
 func TestBoundHungLoginHoldsNoOne(t *testing.T) {
+	t.Parallel()
 	const loginTimeout = 3 * time.Second
 	b := newBed(t, "bound-Hung-pw")
 	p := b.proxied()
@@ -217,6 +218,7 @@ func TestBoundSlowGreeting(t *testing.T) {
 // connections use B, and once they do, locking the old user A fails
 // nothing.
 func TestBoundCancelledTrialOfNewUser(t *testing.T) {
+	t.Parallel()
 	b := newBed(t, "bound-User-A-pw")
 	p := b.proxied()
 	const pwB = "bound-User-B-pw"
@@ -301,6 +303,7 @@ func currentUser(db *sql.DB) (string, error) {
 // again and again: a refusal under other login settings is no evidence
 // against the password.
 func TestBoundTLSPoolBesidePlainPool(t *testing.T) {
+	t.Parallel()
 	b := newBed(t, "bound-TLS-pw")
 	tlsCfg := b.srv.RequireTLS(t)
 	if err := b.srv.AlterUser(context.Background(), b.user, "REQUIRE SSL"); err != nil {
@@ -474,6 +477,7 @@ var bothSources = []string{"secretsmanager", "agent"}
 // periods after finishSecret, no login fails and the application sees no
 // error.
 func TestBoundManagedRotation(t *testing.T) {
+	// Serial: the agent's token comes from the environment (t.Setenv).
 	const hold = 2 * time.Second
 	for _, source := range bothSources {
 		t.Run(source, func(t *testing.T) {
@@ -509,6 +513,7 @@ func TestBoundManagedRotation(t *testing.T) {
 // once. The version the pool proved before is dialed as a single trial
 // first: at most 2 failed logins, and every connection opens.
 func TestBoundStampedeAfterRotation(t *testing.T) {
+	// Serial: the agent's token comes from the environment (t.Setenv).
 	for _, source := range bothSources {
 		t.Run(source, func(t *testing.T) {
 			b := newBed(t, "bound-Stampede-pw")
@@ -539,6 +544,7 @@ func TestBoundStampedeAfterRotation(t *testing.T) {
 // retryTimeout (2 s) plus a little, with an error that says retryTimeout
 // ended it (ErrRetryTimeout), not the caller's deadline.
 func TestBoundBlackHoleColdStart(t *testing.T) {
+	t.Parallel()
 	const retryTimeout = 2 * time.Second
 	b := newBed(t, "bound-Black-hole-pw")
 	b.sm.Fail("GetSecretValue", rotatingmysqltest.Fault{Delay: 10 * time.Minute})
@@ -571,6 +577,7 @@ func TestBoundBlackHoleColdStart(t *testing.T) {
 // every error says the account is locked: the server's error for a
 // connection that met it, a ConnectError wrapping it for the others.
 func TestBoundLockedAccount(t *testing.T) {
+	t.Parallel()
 	const hold = 2 * time.Second
 	b := newBed(t, "bound-Locked-pw")
 	p := b.proxied()

@@ -191,6 +191,7 @@ func (c *Connector) resolve(sec *credsource.Secret) (ledger.Key, ledger.Account,
 	mc.Net = "tcp"
 	mc.Addr = addr
 	mc.DBName = dbname
+	mc.DialFunc = boundedDial(mc.DialFunc)
 	return key, ledger.Account(sec.Creds.Username + "@" + addr), mc, nil
 }
 
@@ -201,19 +202,30 @@ func (c *Connector) resolve(sec *credsource.Secret) (ledger.Key, ledger.Account,
 // context.DeadlineExceeded) true.
 func (c *Connector) dial(ctx context.Context, t ledger.Ticket[*version]) (driver.Conn, ledger.Outcome, error) {
 	v := t.Payload()
-	lctx := ctx
+	lctx, bound := ctx, (*loginBound)(nil)
 	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		lctx, cancel = context.WithTimeoutCause(ctx, c.cfg.loginTimeout(), errLoginBound)
-		defer cancel()
+		// The bound is a deadline on the connection itself, set by the
+		// dial and cleared once logged in (see boundedDial): a context
+		// with a deadline would cost a timer and the mysql driver's
+		// watcher on every connection, the fast path's included.
+		bound = &loginBound{deadline: time.Now().Add(c.cfg.loginTimeout())}
+		lctx = context.WithValue(ctx, loginBoundKey{}, bound)
 	}
 	conn, err := c.dialer(v).Connect(lctx)
+	if bound != nil && bound.conn != nil && err == nil {
+		err = bound.conn.SetDeadline(time.Time{})
+		if err != nil {
+			conn.Close()
+			conn = nil
+		}
+	}
 	var number uint16
 	var me *mysql.MySQLError
 	if errors.As(err, &me) {
 		number = me.Number
 	}
-	o := ledger.Classify(err == nil, number, err != nil && lctx.Err() != nil)
+	cut := err != nil && (ctx.Err() != nil || bound != nil && !time.Now().Before(bound.deadline))
+	o := ledger.Classify(err == nil, number, cut)
 	now := time.Now()
 	switch o {
 	case ledger.Refused:
@@ -240,8 +252,47 @@ func (c *Connector) dial(ctx context.Context, t ledger.Ticket[*version]) (driver
 	return conn, o, err
 }
 
-// errLoginBound is the cause of a login context ended by loginTimeout.
-var errLoginBound = errors.New("rotatingmysql: loginTimeout reached")
+// loginBound is the deadline of one login whose caller set none, and the
+// connection the dial made for it.
+type loginBound struct {
+	deadline time.Time
+	conn     net.Conn
+}
+
+type loginBoundKey struct{}
+
+// boundedDial wraps the mysql driver's dial (next, or a plain TCP dial
+// when nil) for a login with a loginBound in its context: the TCP connect
+// and, through a deadline on the connection, the handshake end at the
+// bound's deadline. go-sql-driver sets no deadline of its own without
+// readTimeout and writeTimeout, and dial clears this one after the login,
+// so the query path is untouched.
+func boundedDial(next func(context.Context, string, string) (net.Conn, error)) func(context.Context, string, string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		b, _ := ctx.Value(loginBoundKey{}).(*loginBound)
+		var conn net.Conn
+		var err error
+		switch {
+		case next != nil:
+			conn, err = next(ctx, network, addr)
+		case b != nil:
+			d := net.Dialer{Deadline: b.deadline}
+			conn, err = d.DialContext(ctx, network, addr)
+		default:
+			var d net.Dialer
+			conn, err = d.DialContext(ctx, network, addr)
+		}
+		if err != nil || b == nil {
+			return conn, err
+		}
+		if err := conn.SetDeadline(b.deadline); err != nil {
+			conn.Close()
+			return nil, err
+		}
+		b.conn = conn
+		return conn, nil
+	}
+}
 
 // hostOf and portOf return the server a version dials.
 func (c *Connector) hostOf(sec *credsource.Secret) string {
