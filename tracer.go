@@ -122,8 +122,10 @@ var loginOutcomes = [...]LoginOutcome{
 // LoginData describes a login the connector made.
 type LoginData struct {
 	SecretID string
-	// Stage is the label the source gives the version now (AWSCURRENT,
-	// AWSPENDING; empty when it has none any more); VersionID the version.
+	// Stage is the label the source gave the version at the connector's
+	// last fetch (AWSCURRENT, AWSPENDING; empty when it has none any
+	// more): after finishSecret, AWSPENDING until the next fetch.
+	// VersionID is the version.
 	Stage     credsource.Stage
 	VersionID string
 	// Username is the database user: for span attributes, never a metric
