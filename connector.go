@@ -299,8 +299,13 @@ type failingDialer struct{ err error }
 func (f failingDialer) Connect(context.Context) (driver.Conn, error) { return nil, f.err }
 func (f failingDialer) Driver() driver.Driver                        { return theDriver }
 
-// traceLogin gives the tracer a login's outcome.
+// traceLogin gives the tracer a login's outcome. Without a tracer it
+// returns at once: the stage is read under the ledger's lock, which every
+// Connect takes.
 func (c *Connector) traceLogin(ctx context.Context, v *version, o ledger.Outcome, number uint16, took time.Duration, already bool) {
+	if c.tr == (NopTracer{}) {
+		return
+	}
 	sec := v.secret.Load()
 	d := LoginData{SecretID: c.cfg.SecretID, Stage: c.stageOf(v), VersionID: sec.VersionID, Username: sec.Creds.Username,
 		Outcome: loginOutcomes[o], Number: number, Duration: took, AlreadyRefused: already}

@@ -223,3 +223,28 @@ func (l *loginsOnly) TraceLogin(context.Context, rotatingmysql.LoginData) {
 	l.n++
 	l.mu.Unlock()
 }
+
+// TestTracerAccountLocked checks the event of a login the server answers
+// with its lock error: outcome locked, the server's number, and a hold.
+func TestTracerAccountLocked(t *testing.T) {
+	b := newBed(t, "trace-Lock-pw1")
+	ctx := context.Background()
+	if _, err := b.srv.Root().ExecContext(ctx, fmt.Sprintf("ALTER USER '%s'@'%%' ACCOUNT LOCK", b.user)); err != nil {
+		t.Fatal(err)
+	}
+	tr := &recordingTracer{}
+	_, db := openConnectorDB(t, b, rotatingmysql.WithTracer(tr))
+	if err := db.PingContext(ctx); err == nil {
+		t.Fatal("Ping of a locked account succeeded")
+	}
+	_, _, logins, switches, _ := sortEvents(tr.take())
+	if len(logins) != 1 {
+		t.Fatalf("logins %+v, want one", logins)
+	}
+	if l := logins[0]; l.Outcome != rotatingmysql.LoginLocked || l.Number != 4151 || l.HoldUntil.IsZero() || l.Stage != credsource.Current {
+		t.Errorf("login of a locked account: %+v, want locked (4151) with AWSCURRENT, held", l)
+	}
+	if len(switches) != 0 {
+		t.Errorf("switches %+v, want none", switches)
+	}
+}
