@@ -71,7 +71,15 @@ type Tracer struct {
 
 	mu      sync.Mutex
 	secrets map[string]*secretState
+
+	// loginAttrs caches the attribute sets of the logins counter: a login
+	// is every Connect, and a set costs allocations to build.
+	attrMu     sync.RWMutex
+	loginAttrs map[loginKey]metric.AddOption
 }
+
+// loginKey is the attributes of a login data point.
+type loginKey struct{ secret, stage, outcome string }
 
 var _ rotatingmysql.Tracer = (*Tracer)(nil)
 
@@ -92,7 +100,7 @@ func New(opts ...Option) (*Tracer, error) {
 		cfg.mp = otel.GetMeterProvider()
 	}
 	m := cfg.mp.Meter(ScopeName)
-	t := &Tracer{now: cfg.now, secrets: make(map[string]*secretState)}
+	t := &Tracer{now: cfg.now, secrets: make(map[string]*secretState), loginAttrs: make(map[loginKey]metric.AddOption)}
 	var err, e error
 	t.fetches, e = m.Int64Counter(MetricFetches, metric.WithUnit("{fetch}"),
 		metric.WithDescription("Fetches of the secret the connector asked for (a refresh after a refusal, the first fetch), by stage and result; one the cache shares with other callers counts for each."))
@@ -222,7 +230,7 @@ func (t *Tracer) TraceFetchEnd(ctx context.Context, d rotatingmysql.FetchEndData
 // and adds a rotatingmysql.login event to the span on ctx, unless the
 // login was an ordinary one (accepted with AWSCURRENT).
 func (t *Tracer) TraceLogin(ctx context.Context, d rotatingmysql.LoginData) {
-	t.logins.Add(ctx, 1, metric.WithAttributes(AttrSecretID.String(d.SecretID), AttrStage.String(stage(d.Stage)), AttrOutcome.String(string(d.Outcome))))
+	t.logins.Add(ctx, 1, t.loginAttr(loginKey{d.SecretID, stage(d.Stage), string(d.Outcome)}))
 	switch {
 	case d.Outcome == rotatingmysql.LoginAccepted:
 		t.mu.Lock()
@@ -249,6 +257,21 @@ func (t *Tracer) TraceLogin(ctx context.Context, d rotatingmysql.LoginData) {
 		}
 		span.AddEvent("rotatingmysql.login", trace.WithAttributes(attrs...))
 	}
+}
+
+// loginAttr returns the attributes of the logins counter for k.
+func (t *Tracer) loginAttr(k loginKey) metric.AddOption {
+	t.attrMu.RLock()
+	o, ok := t.loginAttrs[k]
+	t.attrMu.RUnlock()
+	if ok {
+		return o
+	}
+	o = metric.WithAttributeSet(attribute.NewSet(AttrSecretID.String(k.secret), AttrStage.String(k.stage), AttrOutcome.String(k.outcome)))
+	t.attrMu.Lock()
+	t.loginAttrs[k] = o
+	t.attrMu.Unlock()
+	return o
 }
 
 // TraceSwitch counts the switch (not the first login) and adds a
