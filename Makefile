@@ -4,7 +4,7 @@ GO ?= go
 
 # Go modules in this repository, vetted and tested one by one. A listed
 # directory without a go.mod yet is skipped.
-MODULES := . cmd/rotation-drill compat
+MODULES := . cmd/rotation-drill compat otelrotatingmysql
 
 # for_each_module runs $(1) in every module directory that exists.
 define for_each_module

@@ -31,6 +31,7 @@ type Connector struct {
 	sh     *shared // source and cache, shared with the process's connectors on the same secret
 	ledger *ledger.Ledger[*version]
 	log    *slog.Logger
+	tr     Tracer // NopTracer when none is set
 
 	mu      sync.RWMutex
 	dialers map[ledger.Key]driver.Connector // this connector's mysql settings, per version
@@ -40,6 +41,7 @@ type Connector struct {
 	closeErr  error
 
 	authRefused, pendingUsed, recovered, gaveUp atomic.Uint64
+	loggedIn                                    atomic.Bool // a login was accepted (SwitchData.Initial)
 }
 
 var _ driver.Connector = (*Connector)(nil)
@@ -65,7 +67,7 @@ func NewConnector(cfg *Config) (*Connector, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Connector{cfg: cfg, sh: sh, ledger: l, log: cfg.logger(),
+	return &Connector{cfg: cfg, sh: sh, ledger: l, log: cfg.logger(), tr: cfg.tracer(),
 		dialers: make(map[ledger.Key]driver.Connector, 2)}, nil
 }
 
@@ -102,6 +104,8 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 			if err := c.observe(credsource.Current, sec); err != nil {
 				return nil, err
 			}
+			c.tr.TraceFetchEnd(ctx, FetchEndData{SecretID: c.cfg.SecretID, Stage: credsource.Current,
+				VersionID: sec.VersionID, Source: sec.Source, Background: true})
 		}
 		if d := c.ledger.Decide(time.Now()); d.Kind == ledger.Dial {
 			conn, o, err := c.dial(ctx, d.Ticket)
@@ -211,6 +215,7 @@ func (c *Connector) dial(ctx context.Context, t ledger.Ticket[*version]) (driver
 		bound = &loginBound{deadline: time.Now().Add(c.cfg.loginTimeout())}
 		lctx = context.WithValue(ctx, loginBoundKey{}, bound)
 	}
+	start := time.Now()
 	conn, err := c.dialer(v).Connect(lctx)
 	if bound != nil && bound.conn != nil && err == nil {
 		err = bound.conn.SetDeadline(time.Time{})
@@ -227,21 +232,27 @@ func (c *Connector) dial(ctx context.Context, t ledger.Ticket[*version]) (driver
 	cut := err != nil && (ctx.Err() != nil || bound != nil && !time.Now().Before(bound.deadline))
 	o := ledger.Classify(err == nil, number, cut)
 	now := time.Now()
+	var already, switched bool
 	switch o {
 	case ledger.Refused:
-		already := c.ledger.Refused(v.key)
+		already = c.ledger.Refused(v.key)
 		c.ledger.Report(t, o, now)
 		c.refused(v, err, already)
 	case ledger.Locked:
 		c.ledger.ReportLocked(t, me, now)
 	default:
-		if c.ledger.Report(t, o, now) {
-			c.switched(v)
-		}
+		switched = c.ledger.Report(t, o, now)
 		if o == ledger.Accepted && t.Claim {
 			// A refused version logs in again only as a trial or probe.
 			refusals.Delete(v.key)
 		}
+	}
+	c.traceLogin(ctx, v, o, number, now.Sub(start), already)
+	if switched {
+		c.switched(ctx, v)
+	}
+	if o == ledger.Accepted && !c.loggedIn.Load() {
+		c.loggedIn.Store(true)
 	}
 	err = explainDialError(err)
 	if o == ledger.Abandoned && ctx.Err() == nil {
@@ -343,13 +354,33 @@ type failingDialer struct{ err error }
 func (f failingDialer) Connect(context.Context) (driver.Conn, error) { return nil, f.err }
 func (f failingDialer) Driver() driver.Driver                        { return theDriver }
 
-// switched logs and counts a change of the version new connections use.
-func (c *Connector) switched(v *version) {
-	if c.ledger.LabelOf(v.key) != ledger.Pending {
+// traceLogin gives the tracer a login's outcome. Without a tracer it
+// returns at once: the stage is read under the ledger's lock, which every
+// Connect takes.
+func (c *Connector) traceLogin(ctx context.Context, v *version, o ledger.Outcome, number uint16, took time.Duration, already bool) {
+	if c.tr == (NopTracer{}) {
+		return
+	}
+	sec := v.secret.Load()
+	d := LoginData{SecretID: c.cfg.SecretID, Stage: c.stageOf(v), VersionID: sec.VersionID, Username: sec.Creds.Username,
+		Outcome: loginOutcomes[o], Number: number, Duration: took, AlreadyRefused: already}
+	if o == ledger.Refused || o == ledger.Locked {
+		d.HoldUntil = c.ledger.HoldUntil(v.key, time.Now())
+	}
+	c.tr.TraceLogin(ctx, d)
+}
+
+// switched logs, counts and traces a change of the version new
+// connections use.
+func (c *Connector) switched(ctx context.Context, v *version) {
+	sec := v.secret.Load()
+	stage := c.stageOf(v)
+	c.tr.TraceSwitch(ctx, SwitchData{SecretID: c.cfg.SecretID, Stage: stage, VersionID: sec.VersionID,
+		Username: sec.Creds.Username, Initial: !c.loggedIn.Load()})
+	if stage != credsource.Pending {
 		return
 	}
 	c.pendingUsed.Add(1)
-	sec := v.secret.Load()
 	c.log.LogAttrs(context.Background(), slog.LevelInfo, "rotatingmysql: using AWSPENDING: the database has the new password, AWSCURRENT not yet",
 		slog.String("secret", sec.ID), slog.String("stage", string(credsource.Pending)),
 		slog.String("version_id", sec.VersionID), slog.String("user", sec.Creds.Username))
@@ -401,7 +432,7 @@ func (c *Connector) recover(ctx context.Context, failed ledger.Ticket[*version],
 		if o == ledger.Refused {
 			r.note(failed.Payload(), err)
 		}
-	} else if sec, err := c.sh.cache.Get(rctx, credsource.Current); err == nil {
+	} else if sec, err := c.first(rctx); err == nil {
 		if err := c.observe(credsource.Current, sec); err != nil {
 			return nil, err
 		}
@@ -477,6 +508,32 @@ func (c *Connector) recover(ctx context.Context, failed ledger.Ticket[*version],
 	}
 }
 
+// first returns AWSCURRENT from the cache, traced as a fetch when the
+// cache has never held it (the first fetch).
+func (c *Connector) first(ctx context.Context) (*credsource.Secret, error) {
+	if c.sh.cache.Peek(credsource.Current) != nil {
+		return c.sh.cache.Get(ctx, credsource.Current)
+	}
+	tctx := c.tr.TraceFetchStart(ctx, FetchStartData{SecretID: c.cfg.SecretID, Stage: credsource.Current})
+	sec, err := c.sh.cache.Get(ctx, credsource.Current)
+	c.traceFetchEnd(tctx, credsource.Current, sec, err)
+	return sec, err
+}
+
+// traceFetchEnd gives the tracer the answer of a fetch of stage.
+func (c *Connector) traceFetchEnd(ctx context.Context, stage credsource.Stage, sec *credsource.Secret, err error) {
+	d := FetchEndData{SecretID: c.cfg.SecretID, Stage: stage}
+	switch {
+	case err == nil:
+		d.VersionID, d.Source = sec.VersionID, sec.Source
+	case errors.Is(err, credsource.ErrNotFound) || errors.Is(err, credsource.ErrNoStages):
+		d.NotFound = true
+	default:
+		d.Err = credsource.Redact(err)
+	}
+	c.tr.TraceFetchEnd(ctx, d)
+}
+
 // refresh fetches AWSCURRENT and AWSPENDING in parallel (one round trip;
 // both coalesce with any fetch already under way since the given time)
 // and gives the ledger what they say. bypass asks the source to bypass a
@@ -487,14 +544,20 @@ func (c *Connector) refresh(ctx context.Context, since time.Time, bypass bool) {
 	if bypass {
 		load = c.sh.cache.Refresh
 	}
+	fetch := func(stage credsource.Stage) (*credsource.Secret, error) {
+		tctx := c.tr.TraceFetchStart(ctx, FetchStartData{SecretID: c.cfg.SecretID, Stage: stage, Bypass: bypass})
+		sec, err := load(ctx, stage, since)
+		c.traceFetchEnd(tctx, stage, sec, err)
+		return sec, err
+	}
 	var pend *credsource.Secret
 	var perr error
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		pend, perr = load(ctx, credsource.Pending, since)
+		pend, perr = fetch(credsource.Pending)
 	}()
-	cur, cerr := load(ctx, credsource.Current, since)
+	cur, cerr := fetch(credsource.Current)
 	<-done
 	if ctx.Err() != nil {
 		return
@@ -562,7 +625,23 @@ func (r *recovery) giveUp(cause error) error {
 	}
 	c.log.LogAttrs(r.rctx, slog.LevelError, "rotatingmysql: gave up connecting",
 		slog.String("secret", c.cfg.SecretID), slog.Int("attempts", len(r.attempts)), slog.Any("error", ce))
+	c.tr.TraceGiveUp(r.ctx, GiveUpData{SecretID: c.cfg.SecretID, Reason: r.reason(cause), Refusals: len(r.attempts), Err: ce})
 	return ce
+}
+
+// reason says why the recovery gives up, with the cause given to giveUp.
+func (r *recovery) reason(cause error) GiveUpReason {
+	switch {
+	case r.ctx.Err() != nil:
+		return GiveUpCanceled
+	case r.rctx.Err() != nil:
+		return GiveUpRetryTimeout
+	case errors.Is(cause, errLoginCap):
+		return GiveUpLoginCap
+	case r.locked != nil:
+		return GiveUpAccountLocked
+	}
+	return GiveUpNoUsableVersion
 }
 
 // lastRefusal returns the server's last 1045 for the AWSCURRENT or

@@ -111,6 +111,11 @@ type Config struct {
 	// resuming from auto-pause (~15 s) still answers. Zero means the
 	// default. DSN: loginTimeout=30s; option: WithLoginTimeout.
 	LoginTimeout time.Duration
+	// Tracer receives the connector's events (fetches, logins and their
+	// outcomes, switches, give-ups) with the Connect's context; nil traces
+	// nothing, at no cost. Option: WithTracer; package otelrotatingmysql
+	// implements it with OpenTelemetry.
+	Tracer Tracer
 }
 
 // isolated reports whether the connector keeps its source, cache and
@@ -315,6 +320,11 @@ func WithIsolateCache(isolate bool) Option {
 //
 // Deprecated: use WithIsolateCache.
 func WithSharedCache(share bool) Option { return WithIsolateCache(!share) }
+
+// WithTracer sets Config.Tracer: t receives the connector's events.
+func WithTracer(t Tracer) Option {
+	return func(c *Config) error { c.Tracer = t; return nil }
+}
 
 // ownParams are the DSN parameters rotatingmysql reads itself; every other
 // parameter goes to go-sql-driver/mysql.

@@ -74,7 +74,7 @@ func emulatedTarget(ctx context.Context, o *options, admin *sql.DB, addr, descri
 	awsCfg := sm.AWSConfig()
 
 	// rotatingmysql's connector, opened the way an application opens it.
-	dsn, opts := arn, []rotatingmysql.Option{rotatingmysql.WithAWSConfig(awsCfg), rotatingmysql.WithLogger(o.logger)}
+	dsn, opts := arn, []rotatingmysql.Option{rotatingmysql.WithAWSConfig(awsCfg), rotatingmysql.WithLogger(o.logger), rotatingmysql.WithTracer(o.tracer)}
 	calls := func() int { return sm.TotalCalls() }
 	callsFrom := "requests the Secrets Manager emulator received"
 	if o.source == "agent" {
@@ -83,7 +83,7 @@ func emulatedTarget(ctx context.Context, o *options, admin *sql.DB, addr, descri
 			return nil, err
 		}
 		cleanups = append(cleanups, closeAgent)
-		dsn, opts = arn+"?source=agent", []rotatingmysql.Option{rotatingmysql.WithLogger(o.logger)}
+		dsn, opts = arn+"?source=agent", []rotatingmysql.Option{rotatingmysql.WithLogger(o.logger), rotatingmysql.WithTracer(o.tracer)}
 		calls = func() int { return sm.TotalCalls() + agent.StoreReads() }
 		callsFrom = "GetSecretValue calls the emulated agent made for rotatingmysql (its reads of the secret store)"
 	}

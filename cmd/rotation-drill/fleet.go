@@ -201,7 +201,7 @@ func (f *fleet) newProcess(i int, rec *recorder, interval time.Duration) (*proce
 	// Simulated processes are separate programs: no cache shared between
 	// them (in agent mode they would share one, as their endpoint and
 	// options are the same).
-	opts := []rotatingmysql.Option{rotatingmysql.WithLogger(o.logger), rotatingmysql.WithSharedCache(false)}
+	opts := []rotatingmysql.Option{rotatingmysql.WithLogger(o.logger), rotatingmysql.WithSharedCache(false), rotatingmysql.WithTracer(o.tracer)}
 	if o.ttl > 0 {
 		opts = append(opts, rotatingmysql.WithTTL(o.ttl))
 	}

@@ -55,6 +55,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// counts them instead.
 	mysql.SetLogger(log.New(io.Discard, "", 0))
 
+	var printMetrics func(io.Writer) error
+	if o.otel {
+		if printMetrics, err = setupOTel(o); err != nil {
+			fmt.Fprintf(stderr, "rotation-drill: %v\n", err)
+			return exitCannotRun
+		}
+	}
 	rep, err := drill(ctx, o, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "rotation-drill: %v\n", err)
@@ -69,6 +76,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	} else {
 		rep.writeText(stdout)
+	}
+	if printMetrics != nil {
+		w := stdout
+		if o.json {
+			w = stderr
+		}
+		if err := printMetrics(w); err != nil {
+			fmt.Fprintf(stderr, "rotation-drill: -otel: %v\n", err)
+			return exitCannotRun
+		}
 	}
 	if o.svg != "" {
 		if err := writeSVG(o.svg, rep); err != nil {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/rotatingmysql/rotatingmysql"
 )
 
 // options are the command line's settings.
@@ -33,6 +35,7 @@ type options struct {
 	json         bool
 	verbose      bool
 	quiet        bool
+	otel         bool
 
 	// The fleet drill (-processes).
 	processes      int
@@ -43,6 +46,9 @@ type options struct {
 	intervalSet    bool
 
 	logger *slog.Logger
+	// tracer is the connectors' tracer: otelrotatingmysql's with -otel,
+	// else nil.
+	tracer rotatingmysql.Tracer
 	// awsConfig replaces config.LoadDefaultConfig in -aws mode (tests
 	// point it at the emulator).
 	awsConfig *aws.Config
@@ -101,6 +107,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON")
 	fs.BoolVar(&o.verbose, "v", false, "log rotatingmysql's events (secret fetched, 1045 absorbed, AWSPENDING used) to stderr")
 	fs.BoolVar(&o.quiet, "q", false, "no live progress")
+	fs.BoolVar(&o.otel, "otel", false, "at the end, print the OpenTelemetry metrics rotatingmysql exported (package otelrotatingmysql, read in the process: no collector needed); with -json, to stderr")
 	fs.IntVar(&o.processes, "processes", 0, "fleet drill: simulate `N` processes, each with its own connector, pools and workers (nothing shared between them)")
 	fs.IntVar(&o.agents, "agents", 0, "fleet drill: put the processes behind `M` emulated Secrets Manager Agents (one per host, its cache shared by its processes)")
 	fs.Float64Var(&o.quota, "quota", 0, "fleet drill: the emulator's GetSecretValue quota in requests/s (default: 10,000 x N/10,000, so that N processes stand for 10,000 against the real quota)")

@@ -92,7 +92,7 @@ func awsTarget(ctx context.Context, o *options) (*target, error) {
 		connector: func() (*rotatingmysql.Connector, error) {
 			c := rotatingmysql.NewConfig(o.secret)
 			c.Host, c.Port = host, port
-			if err := c.Apply(rotatingmysql.WithAWSConfig(cfg), rotatingmysql.WithLogger(o.logger)); err != nil {
+			if err := c.Apply(rotatingmysql.WithAWSConfig(cfg), rotatingmysql.WithLogger(o.logger), rotatingmysql.WithTracer(o.tracer)); err != nil {
 				return nil, err
 			}
 			return rotatingmysql.NewConnector(c)

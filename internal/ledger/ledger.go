@@ -754,3 +754,23 @@ func (l *Ledger[T]) LabelOf(key Key) Stage {
 	}
 	return ""
 }
+
+// HoldUntil returns until when the version key is held back: by a refusal
+// of it, or by a lock of its account, whichever ends later; zero when
+// neither holds it at now.
+func (l *Ledger[T]) HoldUntil(key Key, now time.Time) time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	v := l.versions[key]
+	if v == nil {
+		return time.Time{}
+	}
+	var until time.Time
+	if v.refused && now.Before(v.holdUntil) {
+		until = v.holdUntil
+	}
+	if u, _, held, _ := l.acc.lockOf(v.acct, now); held && u.After(until) {
+		until = u
+	}
+	return until
+}
