@@ -36,8 +36,9 @@ type acctState struct {
 	owner uint64    // the claim's owner (a ticket id); 0 when none
 	until time.Time // when the claim's lease ends
 
-	proof   Key       // the version that last logged in
-	proofAt time.Time // when that login began
+	proof      Key       // the version that last logged in
+	proofAt    time.Time // when that login began
+	proofGroup string    // under which login settings
 	proofOK bool      // no refusal of proof since
 
 	refused map[refusal]refHold
@@ -138,7 +139,7 @@ func (a *Accounts) lock(acct Account, err error, now time.Time, hold, maxHold ti
 // of key if the login began after it, and ends a lock too (the server got
 // as far as the password). It returns when the login of the proof that a
 // refusal ended began (zero when it ended none).
-func (a *Accounts) answered(acct Account, key Key, start time.Time, accepted bool) (disproved time.Time) {
+func (a *Accounts) answered(acct Account, key Key, group string, start time.Time, accepted bool) (disproved time.Time) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	s := a.state(acct)
@@ -146,7 +147,7 @@ func (a *Accounts) answered(acct Account, key Key, start time.Time, accepted boo
 	if accepted {
 		// The latest login to begin is the best evidence of the password.
 		if s.proofAt.IsZero() || start.After(s.proofAt) {
-			s.proof, s.proofAt, s.proofOK = key, start, true
+			s.proof, s.proofAt, s.proofGroup, s.proofOK = key, start, group, true
 		}
 		return time.Time{}
 	}
@@ -231,4 +232,14 @@ func (a *Accounts) clearRefusals(acct Account, key Key, group string) {
 	if s := a.m[acct]; s != nil {
 		delete(s.refused, refusal{key, group})
 	}
+}
+
+// provenFresh reports whether key logged in on the account under group
+// less than freshness before now, and has not been refused since: another
+// ledger's fresh proof lets this one dial key in parallel, without a trial.
+func (a *Accounts) provenFresh(acct Account, key Key, group string, now time.Time, freshness time.Duration) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	s := a.m[acct]
+	return s != nil && s.proofOK && s.proof == key && s.proofGroup == group && now.Sub(s.proofAt) <= freshness
 }

@@ -530,7 +530,10 @@ func (l *Ledger[T]) try(v *version[T], now time.Time, w *waitFor) (Ticket[T], bo
 		return Ticket[T]{}, false
 	}
 	switch {
-	case v.proven && !v.refused && !probe && now.Sub(v.accepted) <= l.opts.Freshness:
+	case !v.refused && !probe && (v.proven && now.Sub(v.accepted) <= l.opts.Freshness ||
+		l.acc.provenFresh(v.acct, v.key, l.opts.Group, now, l.opts.Freshness)):
+		// Proven and fresh, here or by another ledger of the same login
+		// settings: dialed in parallel.
 		l.stuckSince = time.Time{}
 		return Ticket[T]{v: v, start: now, okAt: v.accepted}, true
 	}
@@ -582,7 +585,7 @@ func (l *Ledger[T]) report(t Ticket[T], o Outcome, detail error, now time.Time) 
 			// checked it before its password changed.
 			return
 		}
-		l.acc.answered(v.acct, v.key, t.start, true)
+		l.acc.answered(v.acct, v.key, l.opts.Group, t.start, true)
 		l.acc.clearRefusals(v.acct, v.key, l.opts.Group)
 		v.refused, v.proven = false, true
 		v.hold = l.opts.Hold
@@ -602,7 +605,7 @@ func (l *Ledger[T]) report(t Ticket[T], o Outcome, detail error, now time.Time) 
 	case Refused:
 		// A refusal of the account's proven version (in any ledger) after
 		// its login: the password changed after that login.
-		disproved := l.acc.answered(v.acct, v.key, t.start, false)
+		disproved := l.acc.answered(v.acct, v.key, l.opts.Group, t.start, false)
 		probe := t.Claim && v.refused
 		switch {
 		case probe:

@@ -192,6 +192,7 @@ type world struct {
 type mproof struct {
 	v     *mver
 	start time.Time
+	tls   bool // the login settings it logged in with
 	ok    bool
 }
 
@@ -371,8 +372,10 @@ func (w *world) beginDial(c *mconn, t Ticket[*mver]) {
 		w.fail("ticket key mismatch")
 	}
 	st := ml.state(v)
-	// A version that never logged in through this ledger: only as a claim.
-	if !st.accepted && !t.Claim {
+	// A version that never logged in through this ledger: only as a claim,
+	// unless it logged in under the same login settings less than the
+	// freshness window ago (another ledger's proof).
+	if p := w.proof[v.acct]; !st.accepted && !t.Claim && !(p.ok && p.v == v && p.tls == ml.tls && w.now.Sub(p.start) <= modelOpts.Freshness) {
 		w.fail("%s: %s has never logged in, yet is dialed without a claim", ml.name, v.name)
 	}
 	// One trial or probe per account in flight, across the process, but
@@ -525,7 +528,7 @@ func (w *world) finish(i int, atBegin bool) {
 		st.accepted = true
 		if p := w.proof[v.acct]; p.start.IsZero() || d.t.Start().After(p.start) {
 			if st.streak.IsZero() || d.t.Start().After(st.refAt) {
-				w.proof[v.acct] = mproof{v: v, start: d.t.Start(), ok: true}
+				w.proof[v.acct] = mproof{v: v, start: d.t.Start(), tls: ml.tls, ok: true}
 			}
 		}
 		if st.streak.IsZero() || d.t.Start().After(st.refAt) {
@@ -671,11 +674,11 @@ func (w *world) works(ml *mledger) *mver {
 	for _, v := range []*mver{w.src.cur, w.src.pen} {
 		// The connector observes AWSCURRENT on every Connect; AWSPENDING
 		// only when a refusal or a poll calls for a fetch, so a pending
-		// version counts once the ledger knows it.
+		// version counts once the ledger has it labelled so.
 		if v == nil || (v == w.src.cur && w.src.gone) {
 			continue
 		}
-		if _, known := ml.l.Version(v.key); v == w.src.pen && !known {
+		if p, ok := ml.l.Labelled(Pending); v == w.src.pen && (!ok || p != v) {
 			continue
 		}
 		if ac := w.account(v.acct); !ac.broken && !ac.locked && !ac.blocked && ac.password == v.password && (!ac.requireTLS || ml.tls) {
