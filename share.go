@@ -150,7 +150,7 @@ func newShared(cfg *Config) (*shared, error) {
 
 func newLedger(cfg *Config) *ledger.Ledger[*version] {
 	return ledger.New[*version](ledger.Options{Hold: cfg.RefusedHold, MaxHold: max(cfg.TTL, cfg.RefusedHold),
-		Accounts: accounts, Group: fmt.Sprintf("%+v", loginSettingsOf(cfg.MySQL))})
+		Accounts: accounts, Group: fmt.Sprintf("%+v", loginSettingsOf(cfg.MySQL)), Tokens: usesSource(cfg.Source, "iam") || hasIAMSource(cfg.CredentialSource)})
 }
 
 // release drops one use of the parts and of the ledger l; the last use
