@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -102,6 +103,9 @@ func (s *SecretsManager) API(ctx context.Context) (SecretsManagerAPI, error) {
 	}
 	if cfg.Region == "" {
 		return nil, fmt.Errorf("secret %q: %w: %s", s.SecretID, ErrNoRegion, noRegionFix)
+	}
+	if err := CheckRegion(cfg.Region); err != nil {
+		return nil, fmt.Errorf("secret %q: %w", s.SecretID, err)
 	}
 	s.region = cfg.Region
 	if made {
@@ -219,4 +223,24 @@ func classifyAPIError(id string, stage Stage, region string, err error) error {
 		return Redact(fmt.Errorf("secret %q stage %s: %w: %w", id, stage, ErrUnavailable, err))
 	}
 	return Redact(fmt.Errorf("secret %q stage %s: %w", id, stage, err))
+}
+
+// ErrFIPSRegion is wrapped by CheckRegion's error for an AWS SDK v1 FIPS
+// pseudo-region.
+var ErrFIPSRegion = errors.New("a FIPS pseudo-region is not a region")
+
+// CheckRegion refuses the FIPS pseudo-regions of the AWS SDK v1 era
+// (us-east-1-fips, fips-us-east-1), which aws-sdk-go-v2 does not take as
+// regions: the error names the region to use and AWS_USE_FIPS_ENDPOINT=true,
+// with which the SDK resolves secretsmanager-fips.REGION.amazonaws.com.
+func CheckRegion(region string) error {
+	r := strings.ToLower(region)
+	if !strings.HasPrefix(r, "fips-") && !strings.HasSuffix(r, "-fips") && !strings.Contains(r, "-fips-") {
+		return nil
+	}
+	base := strings.TrimSuffix(strings.TrimPrefix(r, "fips-"), "-fips")
+	base = strings.Replace(base, "-fips-", "-", 1)
+	return fmt.Errorf("region %q: %w: use region %s and set AWS_USE_FIPS_ENDPOINT=true "+
+		"(Go: config.LoadDefaultConfig(ctx, config.WithUseFIPSEndpoint(aws.FIPSEndpointStateEnabled)) and WithAWSConfig)",
+		region, ErrFIPSRegion, base)
 }
