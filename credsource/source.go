@@ -87,6 +87,9 @@ type Secret struct {
 	Source string
 	// Creds are the database credentials the version holds.
 	Creds Credentials
+	// Region is the AWS region that answered, for sources that know it
+	// (secretsmanager: the secret's own region or a replica's).
+	Region string
 	// RefreshBy, when set, is when a cache refreshes the version at the
 	// latest, before its TTL if need be: an IAM token is renewed ahead of
 	// the expiry of the AWS credentials that signed it.
