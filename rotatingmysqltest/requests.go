@@ -37,6 +37,14 @@ func (s *SecretsManager) Requests() []Request {
 	return append([]Request(nil), s.requests...)
 }
 
+// Answered returns how many requests for op the emulator answered with
+// success (not an error, a fault or a throttling answer).
+func (s *SecretsManager) Answered(op string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.answered[op]
+}
+
 // logRequest appends a request to the log. Called with s.mu held.
 func (s *SecretsManager) logRequest(r *http.Request, op string, in *request) {
 	if len(s.requests) >= maxRequests {

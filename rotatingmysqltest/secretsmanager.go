@@ -106,6 +106,7 @@ type SecretsManager struct {
 	rates      rateLog
 	clock      func() time.Time
 	requests   []Request
+	answered   map[string]int
 }
 
 // NewSecretsManager starts an emulator with a Store of its own.
@@ -202,6 +203,7 @@ func (s *SecretsManager) ResetCalls() {
 	clear(s.stageCalls)
 	s.total = 0
 	s.requests = nil
+	clear(s.answered)
 	s.rates = rateLog{origin: s.now(), byOp: make(map[string][]RequestRate)}
 }
 
@@ -300,6 +302,12 @@ func (s *SecretsManager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		writeError(w, http.StatusInternalServerError, "InternalServiceError", err.Error())
 	default:
+		s.mu.Lock()
+		if s.answered == nil {
+			s.answered = make(map[string]int)
+		}
+		s.answered[op]++
+		s.mu.Unlock()
 		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
 		json.NewEncoder(w).Encode(out)
 	}
