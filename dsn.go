@@ -116,6 +116,14 @@ type Config struct {
 	// nothing, at no cost. Option: WithTracer; package otelrotatingmysql
 	// implements it with OpenTelemetry.
 	Tracer Tracer
+	// ReplicaRegions are the regions the secret is replicated to, asked in
+	// order when the secret's own region fails with an error that is the
+	// region's (no connection, a timeout, 5xx, throttling), never for the
+	// caller's (not found, access denied); see
+	// credsource.SecretsManager.ReplicaRegions. For the secretsmanager
+	// source (alone or after agent in a chain). DSN:
+	// replicaRegions=us-west-2,eu-west-1; option: WithReplicaRegions.
+	ReplicaRegions []string
 }
 
 // isolated reports whether the connector keeps its source, cache and
@@ -400,6 +408,13 @@ var ownParams = map[string]func(c *Config, v string) error{
 			return fmt.Errorf("must be a whole number from 1 to 100, got %q", v)
 		}
 		c.Retry.MaxLogins = n
+		return nil
+	},
+	"replicaRegions": func(c *Config, v string) error {
+		c.ReplicaRegions = nil
+		for _, r := range strings.Split(v, ",") {
+			c.ReplicaRegions = append(c.ReplicaRegions, strings.TrimSpace(r))
+		}
 		return nil
 	},
 }
@@ -786,6 +801,18 @@ func (c *Config) validate() error {
 			return fmt.Errorf("%w: %q is not a Secrets Manager secret ARN (want arn:PARTITION:secretsmanager:REGION:ACCOUNT:secret:NAME)", ErrInvalidDSN, c.SecretID)
 		}
 	}
+	if c.Region != "" {
+		if err := credsource.CheckRegion(c.Region); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalidDSN, err)
+		}
+	}
+	if strings.HasPrefix(c.SecretID, "arn:") && (c.CredentialSource != nil || secretIDIsSecret(c.Source)) {
+		if a, err := arn.Parse(c.SecretID); err == nil {
+			if err := credsource.CheckRegion(a.Region); err != nil {
+				return fmt.Errorf("%w: the secret's ARN: %w", ErrInvalidDSN, err)
+			}
+		}
+	}
 	if c.MySQL == nil {
 		c.MySQL = mysql.NewConfig()
 	}
@@ -836,6 +863,43 @@ func (c *Config) validate() error {
 			return fmt.Errorf("%w: agentEndpoint and allowRemoteAgent apply to source=agent, but source is %q", ErrInvalidDSN, src)
 		}
 	}
+	if err := c.validateReplicaRegions(); err != nil {
+		return fmt.Errorf("%w: replicaRegions: %w", ErrInvalidDSN, err)
+	}
+	return nil
+}
+
+// validateReplicaRegions checks ReplicaRegions: regions (no -fips
+// pseudo-region), none twice nor the Region itself, for a source list with
+// the secretsmanager source.
+func (c *Config) validateReplicaRegions() error {
+	if len(c.ReplicaRegions) == 0 {
+		return nil
+	}
+	switch {
+	case c.CredentialSource != nil:
+		return errors.New("applies to the sources the DSN names; with WithSource, set credsource.SecretsManager.ReplicaRegions")
+	case c.Source != "" && !usesSource(c.Source, "secretsmanager"):
+		return fmt.Errorf("applies to source=secretsmanager (or a chain such as agent,secretsmanager), but source is %q", c.Source)
+	}
+	seen := map[string]bool{}
+	for _, r := range c.ReplicaRegions {
+		switch {
+		case r == "":
+			return errors.New("a region is empty (want a comma-separated list such as us-west-2,eu-west-1)")
+		case seen[r]:
+			return fmt.Errorf("region %s is given twice", r)
+		case r == c.Region:
+			return fmt.Errorf("region %s is the secret's own region (region=)", r)
+		}
+		if err := credsource.CheckRegion(r); err != nil {
+			return err
+		}
+		if strings.ContainsAny(r, " /:?#@") {
+			return fmt.Errorf("%q is not a region name", r)
+		}
+		seen[r] = true
+	}
 	return nil
 }
 
@@ -856,6 +920,7 @@ func usesSource(spec, name string) bool {
 // clone returns a deep enough copy for the connector to own.
 func (c *Config) clone() *Config {
 	cp := *c
+	cp.ReplicaRegions = slices.Clone(c.ReplicaRegions)
 	if c.MySQL != nil {
 		cp.MySQL = c.MySQL.Clone()
 	}
@@ -875,3 +940,10 @@ func (c *Config) Format(f fmt.State, verb rune) {
 
 var _ fmt.Formatter = (*Config)(nil)
 var _ io.Closer = (*Connector)(nil)
+
+// WithReplicaRegions sets Config.ReplicaRegions: the regions the secret is
+// replicated to, asked in order when its own region fails (DSN:
+// replicaRegions=us-west-2,eu-west-1).
+func WithReplicaRegions(regions ...string) Option {
+	return func(c *Config) error { c.ReplicaRegions = slices.Clone(regions); return nil }
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,7 +24,7 @@ import (
 //
 // The sharing key is everything that changes what a fetch returns or how it
 // is made: the source list, the secret id (with source=iam, the user, host,
-// port and database), the region, the JSON keys, the agent endpoint and
+// port and database), the region and the replica regions, the JSON keys, the agent endpoint and
 // whether a remote agent is allowed, the TTL, the aws.Config's settings
 // (region, endpoint, retry mode and attempts, log mode, app id, defaults
 // mode) and the identity of the program's own objects (the aws.Config's
@@ -150,7 +151,7 @@ func newShared(cfg *Config) (*shared, error) {
 
 func newLedger(cfg *Config) *ledger.Ledger[*version] {
 	return ledger.New[*version](ledger.Options{Hold: cfg.RefusedHold, MaxHold: max(cfg.TTL, cfg.RefusedHold),
-		Accounts: accounts, Group: fmt.Sprintf("%+v", loginSettingsOf(cfg.MySQL))})
+		Accounts: accounts, Group: fmt.Sprintf("%+v", loginSettingsOf(cfg.MySQL)), Tokens: usesSource(cfg.Source, "iam") || hasIAMSource(cfg.CredentialSource)})
 }
 
 // release drops one use of the parts and of the ledger l; the last use
@@ -189,6 +190,7 @@ func (sh *shared) release(l *ledger.Ledger[*version]) error {
 // key only while a connector uses it.
 type fetchKey struct {
 	source, secretID, region, agentEndpoint, user string
+	replicas                                      string // the replica regions, in order
 	keys                                          credsource.Keys
 	allowRemoteAgent                              bool
 	ttl                                           time.Duration
@@ -216,6 +218,7 @@ func (c *Config) shareKey() (k fetchKey, ok bool) {
 	}
 	k = fetchKey{
 		source: c.Source, secretID: c.SecretID, region: c.Region, user: c.User, keys: c.Keys.WithDefaults(),
+		replicas:      strings.Join(c.ReplicaRegions, ","),
 		agentEndpoint: c.AgentEndpoint, allowRemoteAgent: c.AllowRemoteAgent, ttl: c.TTL,
 		smClient: c.SecretsManagerClient, customSource: c.CredentialSource, logger: c.Logger,
 	}

@@ -18,6 +18,8 @@ var sourceFactories = map[string]func(c *Config) (credsource.Source, error){
 			AWSConfig: c.AWSConfig,
 			Client:    c.SecretsManagerClient,
 			Keys:      c.Keys,
+
+			ReplicaRegions: c.ReplicaRegions,
 		}, nil
 	},
 	"agent": func(c *Config) (credsource.Source, error) {

@@ -235,7 +235,7 @@ func (c *Cache) Close() error {
 func (c *Cache) Cached(stage Stage) (s *Secret, ok bool) {
 	now := c.now()
 	c.mu.Lock()
-	if e := c.entries[stage]; e != nil && e.val != nil {
+	if e := c.entries[stage]; e != nil && e.val != nil && e.val.usableAt(now) {
 		s = e.val
 		if !now.Before(e.expires) {
 			c.revalidateLocked(e, stage)
@@ -402,8 +402,10 @@ func (c *Cache) load(ctx context.Context, stage Stage, since time.Time, force, b
 				}
 				continue
 			}
-		case !force && e.val != nil:
-			// Stale-while-revalidate: a good version is served at once.
+		case !force && e.val != nil && (joined || e.val.usableAt(now)):
+			// Stale-while-revalidate: a good version is served at once
+			// (one past its Expires only as the answer of a fetch that
+			// failed).
 			s := e.val
 			if !now.Before(e.expires) {
 				c.revalidateLocked(e, stage)
@@ -625,6 +627,9 @@ func (c *Cache) fetch(ctx context.Context, f *flight, e *entry, stage Stage, for
 	// for a refresh: the background refresh goes on trying.
 	if err == nil || errors.Is(err, ErrNotFound) || e.val == nil {
 		e.expires = start.Add(c.ttl())
+	}
+	if err == nil && !val.RefreshBy.IsZero() && val.RefreshBy.Before(e.expires) {
+		e.expires = val.RefreshBy
 	}
 	switch {
 	case err == nil:

@@ -26,6 +26,11 @@ const (
 	// that a login that starts just before the end still carries a valid
 	// token.
 	DefaultIAMTokenTTL = IAMTokenLifetime - 30*time.Second
+	// IAMCredentialsMargin is how long before its signing credentials
+	// expire a token is renewed (RDS refuses a token once they have): a
+	// minute, or a quarter of the credentials' remaining life at signing
+	// when that is shorter.
+	IAMCredentialsMargin = time.Minute
 )
 
 // ErrIAMCredentials is wrapped by IAM's errors when no AWS credentials could
@@ -42,7 +47,17 @@ var ErrIAMCredentials = errors.New("no AWS credentials to sign the IAM authentic
 // TTL (DefaultIAMTokenTTL), and a login refused with 1045 forces a Fetch,
 // hence a new token. The credentials provider is asked for each token, so
 // rotated role or session credentials are used as soon as the provider
-// returns them.
+// returns them. A token is bounded by the credentials that signed it: when
+// they can expire (aws.Credentials.CanExpire), the Secret's RefreshBy is
+// their expiry less IAMCredentialsMargin (a quarter of their remaining
+// life when that is shorter), so the cache signs the next token before RDS
+// would refuse this one, and its Expires (half the margin before, and
+// never later than the token's own lifetime) stops the cache serving it.
+//
+// Two tokens signed with the same credentials in the same second are the
+// same (X-Amz-Date has whole seconds): a Fetch in the second of the
+// previous token with the same access key waits for the next second, so
+// that a token refused is never followed by the same token.
 //
 // Tokens have no staging labels: asking for any stage but AWSCURRENT fails
 // with an error wrapping ErrNoStages and ErrNotFound. The token appears only
@@ -65,6 +80,11 @@ type IAM struct {
 	mu    sync.Mutex
 	creds aws.CredentialsProvider
 	reg   string
+
+	signMu   sync.Mutex // serialises signing, for the one-second rule
+	lastSign time.Time  // when the previous token was signed
+	lastKey  string     // the access key id and session token that signed it
+	now      func() time.Time
 
 	seq atomic.Uint64
 }
@@ -174,19 +194,30 @@ func (s *IAM) Fetch(ctx context.Context, req Request) (*Secret, error) {
 		return nil, Redact(fmt.Errorf("%s: %w: %w", what, ErrIAMCredentials, err))
 	}
 	remember(ac.SecretAccessKey, ac.SessionToken)
-	signed := time.Now()
 	retrieved := aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) { return ac, nil })
+	// BuildAuthToken reads time.Now itself: the one-second rule waits on
+	// the real clock.
+	s.signMu.Lock()
+	signed, err := s.signTime(ctx, ac.AccessKeyID+"\x00"+ac.SessionToken)
+	if err != nil {
+		s.signMu.Unlock()
+		return nil, fmt.Errorf("IAM token for %s: %w", s.Endpoint(), err)
+	}
 	tok, err := auth.BuildAuthToken(ctx, net.JoinHostPort(s.Host, strconv.Itoa(s.Port)), region, s.User, retrieved)
+	s.signMu.Unlock()
 	if err != nil {
 		return nil, Redact(fmt.Errorf("IAM token for %s: sign: %w", s.Endpoint(), err), ac.SecretAccessKey, ac.SessionToken)
 	}
 	remember(tok)
+	refreshBy, expires := TokenBounds(signed, ac)
 	n := s.seq.Add(1)
 	return &Secret{
 		ID:          s.Endpoint(),
 		VersionID:   "iam-token-" + strconv.FormatUint(n, 10),
 		Stages:      []string{string(Current)},
 		CreatedDate: signed,
+		RefreshBy:   refreshBy,
+		Expires:     expires,
 		Source:      "iam",
 		Creds: Credentials{
 			Engine:   "mysql",
@@ -197,4 +228,75 @@ func (s *IAM) Fetch(ctx context.Context, req Request) (*Secret, error) {
 			DBName:   s.DBName,
 		},
 	}, nil
+}
+
+// signTime waits, when the previous token was signed in the current second
+// with the same credentials (key), for the next second, so that the token
+// signed next differs from it; it returns the signing time and records it.
+// Called with s.signMu held.
+func (s *IAM) signTime(ctx context.Context, key string) (time.Time, error) {
+	now := s.clock()
+	if wait := SameSecondWait(s.lastSign, s.lastKey == key, now); wait > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return time.Time{}, fmt.Errorf("waiting for the next second to sign a new token: %w", context.Cause(ctx))
+		case <-t.C:
+		}
+		now = s.clock()
+	}
+	s.lastSign, s.lastKey = now, key
+	return now, nil
+}
+
+func (s *IAM) clock() time.Time {
+	if s.now != nil {
+		return s.now()
+	}
+	return time.Now()
+}
+
+// SameSecondWait returns how long to wait at now before signing a token so
+// that it differs from the previous one, signed at last: until the next
+// whole second when sameCreds (the same access key and session token) and
+// last is in now's second, else 0. X-Amz-Date has one-second resolution,
+// so two tokens for one user and host signed with the same credentials in
+// one second are identical, and a token refused would be sent again.
+func SameSecondWait(last time.Time, sameCreds bool, now time.Time) time.Duration {
+	if !sameCreds || last.IsZero() {
+		return 0
+	}
+	sec := now.Truncate(time.Second)
+	if last.Truncate(time.Second).Before(sec) {
+		return 0
+	}
+	// last is in now's second (or, with a clock that stepped back, later):
+	// wait for the second after last's.
+	return last.Truncate(time.Second).Add(time.Second).Sub(now)
+}
+
+// TokenBounds returns when a token signed at signed with creds is to be
+// renewed at the latest (refreshBy) and when it stops being served
+// (expires). A token lives IAMTokenLifetime; when creds can expire, RDS
+// refuses it once they have, so refreshBy is their expiry less a margin
+// (IAMCredentialsMargin, or a quarter of their remaining life when that is
+// shorter) and expires is half the margin before their expiry. Without an
+// expiry, refreshBy is zero (the cache's TTL decides) and expires is the
+// token's lifetime.
+func TokenBounds(signed time.Time, creds aws.Credentials) (refreshBy, expires time.Time) {
+	expires = signed.Add(IAMTokenLifetime)
+	if !creds.CanExpire || creds.Expires.IsZero() {
+		return time.Time{}, expires
+	}
+	left := creds.Expires.Sub(signed)
+	margin := min(IAMCredentialsMargin, left/4)
+	if margin < 0 {
+		margin = 0
+	}
+	refreshBy = creds.Expires.Add(-margin)
+	if e := creds.Expires.Add(-margin / 2); e.Before(expires) {
+		expires = e
+	}
+	return refreshBy, expires
 }

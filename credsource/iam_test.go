@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -83,5 +84,81 @@ func TestIAMFetchErrors(t *testing.T) {
 	noCreds := &IAM{User: "app", Host: "db.example.com", Port: 3306, Region: "eu-west-1", AWSConfig: &aws.Config{}}
 	if _, err := noCreds.Fetch(ctx, Request{}); !errors.Is(err, ErrIAMCredentials) {
 		t.Errorf("no provider: %v", err)
+	}
+}
+
+// TestTokenBounds: a token is renewed a margin before its signing
+// credentials expire (a minute, or a quarter of their remaining life), is
+// not served past half that margin, and never past its own lifetime.
+func TestTokenBounds(t *testing.T) {
+	signed := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, tc := range []struct {
+		name             string
+		creds            aws.Credentials
+		refresh, expires time.Duration // after signed; refresh -1 for none
+	}{
+		{"static keys", aws.Credentials{}, -1, IAMTokenLifetime},
+		{"hour session", aws.Credentials{CanExpire: true, Expires: signed.Add(time.Hour)}, 59 * time.Minute, IAMTokenLifetime},
+		{"ten minutes left", aws.Credentials{CanExpire: true, Expires: signed.Add(10 * time.Minute)}, 9 * time.Minute, 9*time.Minute + 30*time.Second},
+		{"three seconds left", aws.Credentials{CanExpire: true, Expires: signed.Add(3 * time.Second)}, 2250 * time.Millisecond, 2625 * time.Millisecond},
+		{"already expired", aws.Credentials{CanExpire: true, Expires: signed.Add(-time.Second)}, -time.Second, -time.Second},
+	} {
+		r, e := TokenBounds(signed, tc.creds)
+		wantR := time.Time{}
+		if tc.refresh != -1 {
+			wantR = signed.Add(tc.refresh)
+		}
+		if !r.Equal(wantR) || !e.Equal(signed.Add(tc.expires)) {
+			t.Errorf("%s: refresh %v expires %v, want %v and %v", tc.name, r.Sub(signed), e.Sub(signed), tc.refresh, tc.expires)
+		}
+	}
+}
+
+// TestSameSecondWait: a second token with the same credentials in the
+// same second waits for the next second; other credentials, or a later
+// second, do not wait.
+func TestSameSecondWait(t *testing.T) {
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, tc := range []struct {
+		name      string
+		last, now time.Duration
+		same      bool
+		wantWait  time.Duration
+	}{
+		{"first token", -1, 0, true, 0},
+		{"same second", 100 * time.Millisecond, 700 * time.Millisecond, true, 300 * time.Millisecond},
+		{"same instant", 0, 0, true, time.Second},
+		{"other credentials", 100 * time.Millisecond, 700 * time.Millisecond, false, 0},
+		{"next second", 900 * time.Millisecond, 1100 * time.Millisecond, true, 0},
+		{"clock stepped back", 1500 * time.Millisecond, 200 * time.Millisecond, true, 1800 * time.Millisecond},
+	} {
+		var last time.Time
+		if tc.last != -1 {
+			last = base.Add(tc.last)
+		}
+		if got := SameSecondWait(last, tc.same, base.Add(tc.now)); got != tc.wantWait {
+			t.Errorf("%s: wait %v, want %v", tc.name, got, tc.wantWait)
+		}
+	}
+}
+
+// TestIAMFetchNeverRepeatsAToken: Fetches in quick succession with the same
+// credentials (a refusal's refresh right after the token was signed) return
+// different tokens, each in a second of its own.
+func TestIAMFetchNeverRepeatsAToken(t *testing.T) {
+	creds := aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+		return aws.Credentials{AccessKeyID: "AKIASAMESECOND000001", SecretAccessKey: "same-second-secret"}, nil
+	})
+	s := &IAM{User: "u", Host: "db.example", Port: 3306, Region: "us-east-1", AWSConfig: &aws.Config{Credentials: creds}}
+	seen := map[string]bool{}
+	for range 3 {
+		sec, err := s.Fetch(context.Background(), Request{Refresh: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[sec.Creds.Password] {
+			t.Fatalf("token %s signed twice", sec.VersionID)
+		}
+		seen[sec.Creds.Password] = true
 	}
 }

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/arn"
@@ -49,6 +51,23 @@ type SecretsManager struct {
 	// Keys names the JSON keys of the secret's fields; the zero value
 	// reads the RDS keys (username, password, host, port, dbname).
 	Keys Keys
+	// ReplicaRegions are regions the secret is replicated to
+	// (ReplicateSecretToRegions), asked in this order when the secret's
+	// own region fails with an error that is the region's (no
+	// connection, a timeout, 5xx, throttling after the SDK's retries),
+	// never for the caller's (not found, access denied, a decryption
+	// failure, a malformed secret). A replica is asked for the ARN with its
+	// region swapped (a name stays the name), through the same client with
+	// the region changed. The region that answered is remembered; while a
+	// replica serves, the secret's own region is asked again at most once
+	// per ProbeInterval, and serves again as soon as it answers.
+	ReplicaRegions []string
+	// ProbeInterval is how often the secret's own region is asked again
+	// while a replica serves; zero means DefaultProbeInterval.
+	ProbeInterval time.Duration
+	// RegionTimeout bounds one region's answer when another region could
+	// still be asked; zero means DefaultRegionTimeout.
+	RegionTimeout time.Duration
 
 	mu     sync.Mutex
 	client SecretsManagerAPI
@@ -57,6 +76,10 @@ type SecretsManager struct {
 	own    *http.Transport
 	region string // the client's region, for errors
 	closed atomic.Bool
+
+	repMu sync.Mutex
+	rep   replicaState
+	now   func() time.Time // nil: time.Now (tests inject a clock)
 }
 
 var (
@@ -102,6 +125,9 @@ func (s *SecretsManager) API(ctx context.Context) (SecretsManagerAPI, error) {
 	}
 	if cfg.Region == "" {
 		return nil, fmt.Errorf("secret %q: %w: %s", s.SecretID, ErrNoRegion, noRegionFix)
+	}
+	if err := CheckRegion(cfg.Region); err != nil {
+		return nil, fmt.Errorf("secret %q: %w", s.SecretID, err)
 	}
 	s.region = cfg.Region
 	if made {
@@ -159,20 +185,39 @@ func (s *SecretsManager) Fetch(ctx context.Context, req Request) (*Secret, error
 	if stage == "" {
 		stage = Current
 	}
+	if len(s.ReplicaRegions) > 0 {
+		return s.fetchReplicated(ctx, api, stage)
+	}
+	sec, _, err := s.fetchIn(ctx, api, "", s.SecretID, stage)
+	return sec, err
+}
+
+// fetchIn asks region ("" for the client's own) for the version of id with
+// stage. It returns the SDK's error as it was too (raw), for
+// RegionalError.
+func (s *SecretsManager) fetchIn(ctx context.Context, api SecretsManagerAPI, region, id string, stage Stage) (sec *Secret, raw, err error) {
+	var opts []func(*secretsmanager.Options)
+	if region != "" && region != s.clientRegion() {
+		opts = append(opts, func(o *secretsmanager.Options) { o.Region = region })
+	}
 	out, err := api.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{
-		SecretId:     aws.String(s.SecretID),
+		SecretId:     aws.String(id),
 		VersionStage: aws.String(string(stage)),
-	})
+	}, opts...)
 	if s.closed.Load() {
 		// Closed during or before this fetch: the SDK has read the answer
 		// to its end, so the connection is back in the idle pool.
 		s.closeIdle()
 	}
-	if err != nil {
-		return nil, classifyAPIError(s.SecretID, stage, s.clientRegion(), err)
+	if region == "" {
+		region = s.clientRegion()
 	}
-	sec := &Secret{
+	if err != nil {
+		return nil, err, classifyAPIError(id, stage, region, err)
+	}
+	sec = &Secret{
 		ID:        s.SecretID,
+		Region:    region,
 		ARN:       aws.ToString(out.ARN),
 		Name:      aws.ToString(out.Name),
 		VersionID: aws.ToString(out.VersionId),
@@ -187,13 +232,13 @@ func (s *SecretsManager) Fetch(ctx context.Context, req Request) (*Secret, error
 		if out.SecretBinary != nil {
 			reason = "holds only SecretBinary"
 		}
-		return nil, &SecretError{SecretID: s.SecretID, VersionID: sec.VersionID,
+		return nil, nil, &SecretError{SecretID: s.SecretID, VersionID: sec.VersionID,
 			Reason: reason + "; rotatingmysql needs the RDS JSON format in SecretString"}
 	}
 	if sec.Creds, err = s.Keys.Parse(s.SecretID, sec.VersionID, []byte(*out.SecretString)); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return sec, nil
+	return sec, nil, nil
 }
 
 // clientRegion is the region the source's client asks, for errors.
@@ -219,4 +264,24 @@ func classifyAPIError(id string, stage Stage, region string, err error) error {
 		return Redact(fmt.Errorf("secret %q stage %s: %w: %w", id, stage, ErrUnavailable, err))
 	}
 	return Redact(fmt.Errorf("secret %q stage %s: %w", id, stage, err))
+}
+
+// ErrFIPSRegion is wrapped by CheckRegion's error for an AWS SDK v1 FIPS
+// pseudo-region.
+var ErrFIPSRegion = errors.New("a FIPS pseudo-region is not a region")
+
+// CheckRegion refuses the FIPS pseudo-regions of the AWS SDK v1 era
+// (us-east-1-fips, fips-us-east-1), which aws-sdk-go-v2 does not take as
+// regions: the error names the region to use and AWS_USE_FIPS_ENDPOINT=true,
+// with which the SDK resolves secretsmanager-fips.REGION.amazonaws.com.
+func CheckRegion(region string) error {
+	r := strings.ToLower(region)
+	if !strings.HasPrefix(r, "fips-") && !strings.HasSuffix(r, "-fips") && !strings.Contains(r, "-fips-") {
+		return nil
+	}
+	base := strings.TrimSuffix(strings.TrimPrefix(r, "fips-"), "-fips")
+	base = strings.Replace(base, "-fips-", "-", 1)
+	return fmt.Errorf("region %q: %w: use region %s and set AWS_USE_FIPS_ENDPOINT=true "+
+		"(Go: config.LoadDefaultConfig(ctx, config.WithUseFIPSEndpoint(aws.FIPSEndpointStateEnabled)) and WithAWSConfig)",
+		region, ErrFIPSRegion, base)
 }

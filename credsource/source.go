@@ -87,7 +87,22 @@ type Secret struct {
 	Source string
 	// Creds are the database credentials the version holds.
 	Creds Credentials
+	// Region is the AWS region that answered, for sources that know it
+	// (secretsmanager: the secret's own region or a replica's).
+	Region string
+	// RefreshBy, when set, is when a cache refreshes the version at the
+	// latest, before its TTL if need be: an IAM token is renewed ahead of
+	// the expiry of the AWS credentials that signed it.
+	RefreshBy time.Time
+	// Expires, when set, is when the version stops being usable (an IAM
+	// token past its lifetime or its signing credentials' expiry): a cache
+	// does not serve it from memory after that, it fetches.
+	Expires time.Time
 }
+
+// usableAt reports whether s may still be served at now: it has no
+// Expires, or Expires is later.
+func (s *Secret) usableAt(now time.Time) bool { return s.Expires.IsZero() || now.Before(s.Expires) }
 
 // Credentials are the database login fields of one secret version, as the
 // RDS secret JSON holds them. Formatting a Credentials value with any fmt

@@ -40,7 +40,8 @@ import (
 // dialed (host:port), the front's region, and a known access key; that it is
 // neither expired (X-Amz-Date plus X-Amz-Expires, or the shorter
 // TokenLifetime, against the front's clock) nor signed more than five minutes
-// in the future; and it recomputes the signature with the access key's
+// in the future; that the credentials that signed it have not expired
+// (AddCredentials with CanExpire); and it recomputes the signature with the access key's
 // secret. A token that fails is refused with ERR 1045 (SQLSTATE 28000)
 // whose message says why (never the token).
 //
@@ -177,7 +178,10 @@ func (f *IAMFront) CertificatePEM() []byte { return append([]byte(nil), f.certPE
 
 // AddCredentials lets tokens signed with c log in: c.AccessKeyID and
 // c.SecretAccessKey, and c.SessionToken when it is not empty (the token
-// must then carry the same X-Amz-Security-Token).
+// must then carry the same X-Amz-Security-Token). When c.CanExpire, tokens
+// it signed are refused from c.Expires on (by the front's clock), as RDS
+// refuses a token whose signing session credentials have expired, however
+// young the token.
 func (f *IAMFront) AddCredentials(c aws.Credentials) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -495,6 +499,10 @@ func (f *IAMFront) check(token, user string) (iamBackendUser, string) {
 	f.mu.Unlock()
 	if !ok {
 		return bu, fmt.Sprintf("token signed with access key id %s, which is unknown or revoked", keyID)
+	}
+	if creds.CanExpire && !now.Before(creds.Expires) {
+		return bu, fmt.Sprintf("token signed with access key id %s, whose credentials expired at %s (server clock %s)",
+			keyID, creds.Expires.UTC().Format(time.RFC3339Nano), now.UTC().Format(time.RFC3339Nano))
 	}
 	if creds.SessionToken != "" && subtle.ConstantTimeCompare([]byte(creds.SessionToken), []byte(q.Get("X-Amz-Security-Token"))) != 1 {
 		return bu, fmt.Sprintf("token's session token is not the one of access key id %s", keyID)

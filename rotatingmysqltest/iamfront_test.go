@@ -187,3 +187,26 @@ func TestIAMFrontRelaysAndCloses(t *testing.T) {
 		t.Error("the session survived Close")
 	}
 }
+
+// TestIAMFrontRefusesExpiredCredentials: a fresh token signed with session
+// credentials is accepted while they are valid and refused, with a reason
+// naming the expiry, once the front's clock passes their Expires.
+func TestIAMFrontRefusesExpiredCredentials(t *testing.T) {
+	f, db := newTestFront(t)
+	const key, secret = "ASIAFRONTSESSION0001", "front-Session-Secret-0001"
+	base := time.Now()
+	f.AddCredentials(aws.Credentials{AccessKeyID: key, SecretAccessKey: secret, CanExpire: true, Expires: base.Add(2 * time.Minute)})
+	tok := token(t, f.Addr(), frontRegion, "iam_user", key, secret)
+	if _, err := frontLogin(f, "iam_user", tok, db, false); err != nil {
+		t.Fatalf("token of valid credentials refused: %v", err)
+	}
+	f.SetClock(func() time.Time { return time.Now().Add(3 * time.Minute) })
+	_, err := frontLogin(f, "iam_user", tok, db, false)
+	var me *mysql.MySQLError
+	if !errors.As(err, &me) || me.Number != 1045 {
+		t.Fatalf("token of expired credentials: %v, want 1045", err)
+	}
+	if s := f.Stats(); !strings.Contains(s.LastRefusal, "expired at") {
+		t.Errorf("refusal %q does not say the credentials expired", s.LastRefusal)
+	}
+}

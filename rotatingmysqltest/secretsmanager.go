@@ -105,6 +105,8 @@ type SecretsManager struct {
 	quotas     map[string]*bucket
 	rates      rateLog
 	clock      func() time.Time
+	requests   []Request
+	answered   map[string]int
 }
 
 // NewSecretsManager starts an emulator with a Store of its own.
@@ -200,6 +202,8 @@ func (s *SecretsManager) ResetCalls() {
 	clear(s.calls)
 	clear(s.stageCalls)
 	s.total = 0
+	s.requests = nil
+	clear(s.answered)
 	s.rates = rateLog{origin: s.now(), byOp: make(map[string][]RequestRate)}
 }
 
@@ -262,7 +266,7 @@ func (s *SecretsManager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err == nil && len(body) > 0 {
 		err = json.Unmarshal(body, &in)
 	}
-	f, faulted, throttled := s.received(op, &in)
+	f, faulted, throttled := s.received(r, op, &in)
 	if faulted && f.Delay > 0 && sleep(r.Context(), f.Delay) != nil {
 		panic(http.ErrAbortHandler) // the client is gone: answer nothing
 	}
@@ -298,6 +302,12 @@ func (s *SecretsManager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		writeError(w, http.StatusInternalServerError, "InternalServiceError", err.Error())
 	default:
+		s.mu.Lock()
+		if s.answered == nil {
+			s.answered = make(map[string]int)
+		}
+		s.answered[op]++
+		s.mu.Unlock()
 		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
 		json.NewEncoder(w).Encode(out)
 	}
@@ -305,9 +315,10 @@ func (s *SecretsManager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // received counts a request, applies op's quota and, unless the quota
 // refused it, takes the fault that applies to it.
-func (s *SecretsManager) received(op string, in *request) (f Fault, faulted, throttled bool) {
+func (s *SecretsManager) received(r *http.Request, op string, in *request) (f Fault, faulted, throttled bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.logRequest(r, op, in)
 	s.total++
 	s.calls[op]++
 	if op == "GetSecretValue" && (in.VersionStage != "" || in.VersionID == "") {

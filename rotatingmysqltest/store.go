@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws/arn"
 )
 
 // Staging labels that Secrets Manager and rotation functions give meaning to.
@@ -167,6 +169,34 @@ func (s *Store) lookup(id string) (*secret, error) {
 // carries AWSCURRENT. It returns the secret's ARN and the version's ID.
 func (s *Store) CreateSecret(name, secretString string) (arn, versionID string, err error) {
 	return s.create(name, "", &secretString, nil)
+}
+
+// CreateSecretWithARN creates a secret with the given full ARN (another
+// account's or region's, as a cross-account secret has), named by the
+// ARN's resource without its six-character suffix; it answers to that ARN
+// and to the name. Its first version holds secretString and carries
+// AWSCURRENT.
+func (s *Store) CreateSecretWithARN(secretARN, secretString string) (versionID string, err error) {
+	a, perr := arn.Parse(secretARN)
+	name, ok := strings.CutPrefix(a.Resource, "secret:")
+	if perr != nil || a.Service != "secretsmanager" || !ok || len(name) < 8 || name[len(name)-7] != '-' {
+		return "", errorf(ErrInvalidParameter, "Invalid secret ARN %q.", secretARN)
+	}
+	name = name[:len(name)-7]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.secrets[name]; ok {
+		return "", errorf(ErrExists, "The operation failed because the secret %s already exists.", name)
+	}
+	now := time.Now()
+	sec := &secret{arn: secretARN, name: name, created: now, changed: now}
+	s.secrets[name] = sec
+	v, err := s.put(sec, "", &secretString, nil, nil)
+	if err != nil {
+		delete(s.secrets, name)
+		return "", err
+	}
+	return v.VersionID, nil
 }
 
 // create makes a secret; with neither value it has no version, as on the

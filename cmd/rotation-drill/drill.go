@@ -102,6 +102,9 @@ func runDrill(ctx context.Context, o *options, t *target, progress io.Writer) (*
 		fmt.Fprintf(progress, "rotation-drill: close pools: %v\n", err)
 	}
 	rep := buildReport(o, t, tl, final, elapsed, stats, rec, plainRec)
+	if t.regions != nil {
+		rep.addRegions(t.regions())
+	}
 	rep.failRun(interrupted, rotErr)
 	return rep, nil
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/rotatingmysql/rotatingmysql"
@@ -62,11 +63,20 @@ func emulatedTarget(ctx context.Context, o *options, admin *sql.DB, addr, descri
 		return nil, fmt.Errorf("create the application account %s: %w", acct.user, err)
 	}
 
-	sm, err := rotatingmysqltest.NewSecretsManager()
-	if err != nil {
-		return nil, fmt.Errorf("start the Secrets Manager emulator: %w", err)
+	var sm *rotatingmysqltest.SecretsManager
+	var regions *rotatingmysqltest.Regions
+	if len(o.replicaRegions) > 0 {
+		if regions, err = rotatingmysqltest.NewRegions(o.replicaRegions...); err != nil {
+			return nil, fmt.Errorf("start the Secrets Manager emulators: %w", err)
+		}
+		cleanups = append(cleanups, regions.Close)
+		sm = regions.Primary()
+	} else {
+		if sm, err = rotatingmysqltest.NewSecretsManager(); err != nil {
+			return nil, fmt.Errorf("start the Secrets Manager emulator: %w", err)
+		}
+		cleanups = append(cleanups, sm.Close)
 	}
-	cleanups = append(cleanups, sm.Close)
 	arn, _, err := sm.Store().CreateSecret("rotation-drill/"+acct.user, rotatingmysqltest.SecretJSON(host, port, acct.user, acct.password, acct.db))
 	if err != nil {
 		return nil, err
@@ -77,6 +87,30 @@ func emulatedTarget(ctx context.Context, o *options, admin *sql.DB, addr, descri
 	dsn, opts := arn, []rotatingmysql.Option{rotatingmysql.WithAWSConfig(awsCfg), rotatingmysql.WithLogger(o.logger), rotatingmysql.WithTracer(o.tracer)}
 	calls := func() int { return sm.TotalCalls() }
 	callsFrom := "requests the Secrets Manager emulator received"
+	var regionRows func() []RegionRow
+	if regions != nil {
+		awsCfg = regions.AWSConfig()
+		dsn = arn + "?replicaRegions=" + strings.Join(o.replicaRegions, ",")
+		opts[0] = rotatingmysql.WithAWSConfig(awsCfg)
+		names := append([]string{rotatingmysqltest.Region}, o.replicaRegions...)
+		calls = func() int {
+			n := 0
+			for _, name := range names {
+				n += regions.Region(name).TotalCalls()
+			}
+			return n
+		}
+		callsFrom = "requests the Secrets Manager emulators of every region received"
+		regionRows = func() []RegionRow {
+			rows := make([]RegionRow, 0, len(names))
+			for i, name := range names {
+				r := regions.Region(name)
+				rows = append(rows, RegionRow{Region: name, Primary: i == 0, Down: i == 0 && o.regionOutage,
+					Requests: r.Calls("GetSecretValue"), Answered: r.Answered("GetSecretValue")})
+			}
+			return rows
+		}
+	}
 	if o.source == "agent" {
 		agent, closeAgent, err := agentSetup(sm)
 		if err != nil {
@@ -99,6 +133,11 @@ func emulatedTarget(ctx context.Context, o *options, admin *sql.DB, addr, descri
 		return nil, err
 	}
 	startCalls := calls()
+	if o.regionOutage {
+		// From here to the end: the application's fetches meet the
+		// outage, the rotation (which writes in the primary) does not.
+		sm.Fail("GetSecretValue", rotatingmysqltest.Fault{Status: 503, Type: "ServiceUnavailable", Message: "region outage (rotation-drill -region-outage)"})
+	}
 
 	strategy := rotatingmysqltest.SingleUser
 	if o.strategy == "multi" {
@@ -124,6 +163,7 @@ func emulatedTarget(ctx context.Context, o *options, admin *sql.DB, addr, descri
 		apiCallsFrom: callsFrom,
 		close:        cleanup,
 		fleet:        &fleetTarget{sm: sm, arn: arn},
+		regions:      regionRows,
 	}, nil
 }
 

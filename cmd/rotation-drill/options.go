@@ -45,6 +45,10 @@ type options struct {
 	ttl            time.Duration
 	intervalSet    bool
 
+	// Replica regions (-replica-regions, -region-outage).
+	replicaRegions []string
+	regionOutage   bool
+
 	logger *slog.Logger
 	// tracer is the connectors' tracer: otelrotatingmysql's with -otel,
 	// else nil.
@@ -113,6 +117,17 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.Float64Var(&o.quota, "quota", 0, "fleet drill: the emulator's GetSecretValue quota in requests/s (default: 10,000 x N/10,000, so that N processes stand for 10,000 against the real quota)")
 	fs.IntVar(&o.processWorkers, "process-workers", 2, "fleet drill: workers per process; half of them (rounded up) open a new connection for every query")
 	fs.DurationVar(&o.ttl, "ttl", 0, "fleet drill: the processes' cache TTL (default: rotatingmysql's, 15m)")
+	fs.Func("replica-regions", "comma-separated `regions` the secret is replicated to (emulated: one emulator per region, the secret's own in us-east-1); rotatingmysql gets replicaRegions= and the report counts the fetches each region served", func(v string) error {
+		o.replicaRegions = nil
+		for _, r := range strings.Split(v, ",") {
+			if r = strings.TrimSpace(r); r == "" {
+				return errors.New("want regions such as us-west-2,eu-west-1")
+			}
+			o.replicaRegions = append(o.replicaRegions, r)
+		}
+		return nil
+	})
+	fs.BoolVar(&o.regionOutage, "region-outage", false, "with -replica-regions: the secret's own region answers every GetSecretValue with 503 from the start of the run to its end")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -161,6 +176,10 @@ func (o *options) check(set map[string]bool, rest []string) error {
 		return fmt.Errorf("-agents %d: more agents than processes (%d)", o.agents, o.processes)
 	case o.processes > 0 && o.processWorkers < 1:
 		return fmt.Errorf("-process-workers must be at least 1, got %d", o.processWorkers)
+	case o.regionOutage && len(o.replicaRegions) == 0:
+		return errors.New("-region-outage needs -replica-regions: with no replica, an outage of the secret's region is an outage")
+	case len(o.replicaRegions) > 0 && (o.aws || o.processes > 0 || o.source != "api"):
+		return errors.New("-replica-regions applies to the emulated drill with -source api (not -aws, -processes or -source agent)")
 	}
 	if o.processes > 0 {
 		for _, name := range []string{"aws", "source", "workers", "plain-workers"} {

@@ -44,10 +44,13 @@ type Report struct {
 	// Timeline holds the successful queries and the errors per bucket.
 	Timeline Timeline `json:"timeline"`
 	// Fleet holds the fleet drill's figures (-processes).
-	Fleet    *FleetReport `json:"fleet,omitempty"`
-	Pass     bool         `json:"pass"`
-	Problems []string     `json:"problems,omitempty"`
-	Verdict  string       `json:"verdict"`
+	Fleet *FleetReport `json:"fleet,omitempty"`
+	// Regions counts, per region, the GetSecretValue requests received and
+	// answered (-replica-regions): which region served the fetches.
+	Regions  []RegionRow `json:"regions,omitempty"`
+	Pass     bool        `json:"pass"`
+	Problems []string    `json:"problems,omitempty"`
+	Verdict  string      `json:"verdict"`
 }
 
 // StepRow is one driver's figures during one step. Latencies are those of
@@ -327,6 +330,19 @@ func (r *Report) writeText(w io.Writer) {
 	if r.Fleet != nil {
 		r.Fleet.writeText(w)
 	}
+	if len(r.Regions) > 0 {
+		fmt.Fprintf(w, "\nSecrets Manager regions (GetSecretValue of rotatingmysql and the drill's own first read):\n")
+		for _, g := range r.Regions {
+			role := "replica"
+			if g.Primary {
+				role = "the secret's own region"
+			}
+			if g.Down {
+				role += ", down (503) during the run"
+			}
+			fmt.Fprintf(w, "  %-16s %6d requests, %6d answered (%s)\n", g.Region, g.Requests, g.Answered, role)
+		}
+	}
 	fmt.Fprintf(w, "\n%s\n", r.Verdict)
 }
 
@@ -367,4 +383,29 @@ func orDash[T any](p *T) string {
 		return "-"
 	}
 	return fmt.Sprint(*p)
+}
+
+// RegionRow is one region's GetSecretValue requests and answers.
+type RegionRow struct {
+	Region   string `json:"region"`
+	Primary  bool   `json:"primary"`
+	Down     bool   `json:"down"`
+	Requests int    `json:"requests"`
+	Answered int    `json:"answered"`
+}
+
+// addRegions puts the regions' counts in the report; with the secret's own
+// region down, a run no replica served fails.
+func (r *Report) addRegions(rows []RegionRow) {
+	r.Regions = rows
+	down, replicas := false, 0
+	for _, g := range rows {
+		down = down || g.Down
+		if !g.Primary {
+			replicas += g.Answered
+		}
+	}
+	if down && replicas == 0 {
+		r.fail("the secret's own region was down and no replica answered a fetch")
+	}
 }

@@ -36,6 +36,9 @@ type target struct {
 	close func() error
 	// fleet is what the fleet drill needs; nil with -aws.
 	fleet *fleetTarget
+	// regions counts each region's GetSecretValue requests and answers
+	// (-replica-regions); nil otherwise.
+	regions func() []RegionRow
 }
 
 // rotation rotates the secret once, calling mark at each step it sees.

@@ -148,6 +148,8 @@ type Options struct {
 	// Group names the login settings of the ledger's dials (TLS, auth
 	// plugins): a refusal is evidence for the ledgers of the same group.
 	Group string
+	// Tokens: many versions of one account are valid at once (IAM tokens).
+	Tokens bool
 }
 
 func (o Options) withDefaults() Options {
@@ -396,7 +398,7 @@ func (l *Ledger[T]) Decide(now time.Time) Decision[T] {
 		// A new AWSCURRENT on another account than the proven version gets
 		// its trial first (a move to a new user); on the same account the
 		// proven version is the server's password, so it is not dialed.
-		if cur != nil && cur != g && cur.acct != g.acct && !cur.proven && !l.recentlyFailed(cur, now) && !l.otherWorks(cur, now) {
+		if cur != nil && cur != g && (cur.acct != g.acct || l.opts.Tokens) && !cur.proven && !l.recentlyFailed(cur, now) && (l.opts.Tokens || !l.otherWorks(cur, now)) {
 			if t, ok := l.try(cur, now, &w); ok {
 				return Decision[T]{Kind: Dial, Ticket: t}
 			}
