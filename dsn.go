@@ -124,6 +124,10 @@ type Config struct {
 	// source (alone or after agent in a chain). DSN:
 	// replicaRegions=us-west-2,eu-west-1; option: WithReplicaRegions.
 	ReplicaRegions []string
+
+	// ownAccounts gives the connector an account table of its own (a
+	// simulated process of the drill; see internal/simproc).
+	ownAccounts bool
 }
 
 // isolated reports whether the connector keeps its source, cache and

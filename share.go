@@ -13,6 +13,7 @@ import (
 
 	"github.com/rotatingmysql/rotatingmysql/credsource"
 	"github.com/rotatingmysql/rotatingmysql/internal/ledger"
+	"github.com/rotatingmysql/rotatingmysql/internal/simproc"
 )
 
 // One cache per secret per process. Connectors whose fetches would be the
@@ -51,6 +52,14 @@ import (
 // accounts is the process's account table: the failed-login budget is per
 // server account per process.
 var accounts = ledger.NewAccounts()
+
+func init() {
+	// The drill's simulated processes each keep their own account table
+	// (internal/simproc); they also keep their own cache and ledger.
+	simproc.OwnAccounts = func() any {
+		return Option(func(c *Config) error { c.ownAccounts, c.IsolateCache = true, true; return nil })
+	}
+}
 
 // shared is a source and its cache, used by every connector with the same
 // fetch key.
@@ -150,8 +159,12 @@ func newShared(cfg *Config) (*shared, error) {
 }
 
 func newLedger(cfg *Config) *ledger.Ledger[*version] {
+	acc := accounts
+	if cfg.ownAccounts {
+		acc = ledger.NewAccounts()
+	}
 	return ledger.New[*version](ledger.Options{Hold: cfg.RefusedHold, MaxHold: max(cfg.TTL, cfg.RefusedHold),
-		Accounts: accounts, Group: fmt.Sprintf("%+v", loginSettingsOf(cfg.MySQL)), Tokens: usesSource(cfg.Source, "iam") || hasIAMSource(cfg.CredentialSource)})
+		Accounts: acc, Group: fmt.Sprintf("%+v", loginSettingsOf(cfg.MySQL)), Tokens: usesSource(cfg.Source, "iam") || hasIAMSource(cfg.CredentialSource)})
 }
 
 // release drops one use of the parts and of the ledger l; the last use

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/rotatingmysql/rotatingmysql"
+	"github.com/rotatingmysql/rotatingmysql/internal/simproc"
 	"github.com/rotatingmysql/rotatingmysql/rotatingmysqltest"
 )
 
@@ -201,7 +202,9 @@ func (f *fleet) newProcess(i int, rec *recorder, interval time.Duration) (*proce
 	// Simulated processes are separate programs: no cache shared between
 	// them (in agent mode they would share one, as their endpoint and
 	// options are the same).
-	opts := []rotatingmysql.Option{rotatingmysql.WithLogger(o.logger), rotatingmysql.WithSharedCache(false), rotatingmysql.WithTracer(o.tracer)}
+	// Each simulated process keeps its own cache, evidence and failed-login
+	// budget, as a separate process does.
+	opts := []rotatingmysql.Option{rotatingmysql.WithLogger(o.logger), simproc.OwnAccounts().(rotatingmysql.Option), rotatingmysql.WithTracer(o.tracer)}
 	if o.ttl > 0 {
 		opts = append(opts, rotatingmysql.WithTTL(o.ttl))
 	}

@@ -54,7 +54,7 @@ func checkFleet(t *testing.T, rep *Report, processes, agents int) *FleetReport {
 // once at start and a few times per rotation, with no application error.
 func TestFleetDrillAPI(t *testing.T) {
 	svg := filepath.Join(t.TempDir(), "fleet.svg")
-	rep, _ := runJSON(t, exitPass, "-processes", "50", "-duration", "4s", "-window", "1s", "-svg", svg)
+	rep, _ := runJSON(t, exitPass, "-processes", "50", "-duration", "6s", "-window", "1s", "-svg", svg)
 	f := checkFleet(t, rep, 50, 0)
 	if f.Quota != 50 {
 		t.Errorf("default quota %v for 50 processes, want 50 (10,000 x 50/10,000)", f.Quota)
@@ -77,7 +77,7 @@ func TestFleetDrillAPI(t *testing.T) {
 // caches answer the processes' start (one call per agent), and a rotation
 // costs the agents no more than the processes would on the API.
 func TestFleetDrillAgents(t *testing.T) {
-	rep, _ := runJSON(t, exitPass, "-processes", "50", "-agents", "5", "-duration", "4s", "-window", "1s")
+	rep, _ := runJSON(t, exitPass, "-processes", "50", "-agents", "5", "-duration", "6s", "-window", "1s")
 	f := checkFleet(t, rep, 50, 5)
 	if f.StartupCalls != 5 {
 		t.Errorf("%d calls at start behind 5 agents, want 5: one per agent, its cache answering its other processes", f.StartupCalls)

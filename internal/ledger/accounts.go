@@ -39,7 +39,7 @@ type acctState struct {
 	proof      Key       // the version that last logged in
 	proofAt    time.Time // when that login began
 	proofGroup string    // under which login settings
-	proofOK bool      // no refusal of proof since
+	proofOK    bool      // no refusal of proof since
 
 	refused map[refusal]refHold
 	changed time.Time // the password changed after this time: older refusals are stale
