@@ -38,7 +38,7 @@ MUTANTS = {
     "probe-while-account-works": ("no version of an account is dialed while another works on it", [
         (L, "func (l *Ledger[T]) otherWorks(v *version[T], now time.Time) bool {",
             "func (l *Ledger[T]) otherWorks(v *version[T], now time.Time) bool {\n\tif true {\n\t\treturn false\n\t}"),
-        (L, "cur != g && cur.acct != g.acct &&", "cur != g &&"),
+        (L, "cur != g && (cur.acct != g.acct || l.opts.Tokens) &&", "cur != g &&"),
     ]),
     "budget-per-ledger": ("trials, probes and refusals are per account across ledgers", [
         (L, "\tif o.Accounts == nil {", "\tif true {"),
