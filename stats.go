@@ -23,7 +23,8 @@ type Stats struct {
 	// failure).
 	FetchErrors uint64
 	// CacheHits and CacheMisses count lookups of AWSCURRENT served from
-	// the cache and lookups that needed a fetch (first use, TTL expired).
+	// the cache (after the TTL too, while a background refresh runs) and
+	// lookups with nothing cached yet (first use), which wait for a fetch.
 	// Each Connect makes one, a HealthCheck two.
 	CacheHits, CacheMisses uint64
 	// Coalesced counts waits that shared a fetch with other callers rather
