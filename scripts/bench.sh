@@ -92,7 +92,10 @@ awk '
 	function target(name, ratio, dallocs, verdict) {
 		if (name ~ /^PooledQuery\//) return vs(0.99, ratio, verdict)
 		if (name ~ /^NewConnection\//) return vs(0.97, ratio, verdict)
-		if (name == "Connect") return dallocs < 10 ? sprintf("allocs +%g < 10: ok", dallocs) : sprintf("allocs +%g: MISSED", dallocs)
+		# The login bound (loginTimeout: a deadline on the TCP connect and
+		# one on the connection during the handshake) costs about 13
+		# allocations a new connection; the query path none.
+		if (name == "Connect") return dallocs <= 16 ? sprintf("allocs +%g ≤ 16: ok", dallocs) : sprintf("allocs +%g: MISSED", dallocs)
 		return "counts below"
 	}
 	FNR == NR { i = index($0, ","); verdict[substr($0, 1, i - 1)] = substr($0, i + 1); next }
