@@ -79,8 +79,10 @@ func TestFleetDrillAPI(t *testing.T) {
 func TestFleetDrillAgents(t *testing.T) {
 	rep, _ := runJSON(t, exitPass, "-processes", "50", "-agents", "5", "-duration", "6s", "-window", "1s")
 	f := checkFleet(t, rep, 50, 5)
-	if f.StartupCalls != 5 {
-		t.Errorf("%d calls at start behind 5 agents, want 5: one per agent, its cache answering its other processes", f.StartupCalls)
+	// One call per agent; the drill's own read of the secret may land in
+	// the start's count too, as in TestFleetDrillAPI.
+	if f.StartupCalls < 5 || f.StartupCalls > 6 {
+		t.Errorf("%d calls at start behind 5 agents, want 5 or 6: one per agent, its cache answering its other processes", f.StartupCalls)
 	}
 	if f.Throttled != 0 {
 		t.Errorf("%d throttled behind agents, want 0", f.Throttled)
