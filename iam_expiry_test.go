@@ -58,6 +58,7 @@ func (s *shortSessions) count() int {
 // default token TTL (14.5 min), sees 0 refused logins and 0 errors: each
 // token is renewed before its credentials expire, not after a refusal.
 func TestIAMTokensOutliveShortCredentials(t *testing.T) {
+	t.Parallel()
 	b := newIAMBed(t)
 	sessions := &shortSessions{front: b.front, life: 3 * time.Second}
 	cfgAWS := aws.Config{Region: iamRegion, Credentials: sessions}

@@ -67,6 +67,7 @@ func gets(sm *rotatingmysqltest.SecretsManager) int { return sm.Calls("GetSecret
 // connection fetches the secret from the first replica and logs in within
 // its bound (10 s).
 func TestReplicaColdStart(t *testing.T) {
+	t.Parallel()
 	for _, outage := range []string{"500", "refused", "hang"} {
 		t.Run(outage, func(t *testing.T) {
 			b := newReplicaBed(t)
@@ -103,6 +104,7 @@ func TestReplicaColdStart(t *testing.T) {
 // later): a pool under load (every query a new login) absorbs the
 // rotation from the replica, with 0 application errors.
 func TestReplicaAbsorbsRotationDuringOutage(t *testing.T) {
+	t.Parallel()
 	b := newReplicaBed(t)
 	b.r.SetReplicationDelay(200 * time.Millisecond)
 	db := b.open()

@@ -65,6 +65,7 @@ func (r *recordingTracer) take() []any {
 // the switch to AWSPENDING, and a give-up when the password is wrong
 // everywhere; none of them carries a password.
 func TestTracerScriptedRotation(t *testing.T) {
+	t.Parallel()
 	b := newBed(t, "trace-Initial-pw1")
 	tr := &recordingTracer{}
 	_, db := openConnectorDB(t, b, rotatingmysql.WithTracer(tr))
@@ -227,6 +228,7 @@ func (l *loginsOnly) TraceLogin(context.Context, rotatingmysql.LoginData) {
 // TestTracerAccountLocked checks the event of a login the server answers
 // with its lock error: outcome locked, the server's number, and a hold.
 func TestTracerAccountLocked(t *testing.T) {
+	t.Parallel()
 	b := newBed(t, "trace-Lock-pw1")
 	ctx := context.Background()
 	if _, err := b.srv.Root().ExecContext(ctx, fmt.Sprintf("ALTER USER '%s'@'%%' ACCOUNT LOCK", b.user)); err != nil {
