@@ -1160,31 +1160,14 @@ func TestModelLockout(t *testing.T) {
 		w.setPassword(acct, "unknown")
 		plain := w.ledgers[:2]
 		start := w.now
+		all := w.actions()
 		acts := map[string]func(*rapid.T){
 			"connect": func(t *rapid.T) {
 				w.startConnect(rapid.SampledFrom(plain).Draw(t, "ledger"), drawDeadline(t))
 			},
-			"finishDial": func(t *rapid.T) {
-				if len(w.dials) == 0 {
-					t.Skip("no dial in flight")
-				}
-				if i := rapid.IntRange(0, len(w.dials)-1).Draw(t, "dial"); !w.dials[i].hung {
-					w.finish(i, false)
-				}
-			},
-			"giveUp": func(t *rapid.T) {
-				if len(w.dials) == 0 {
-					t.Skip("no dial in flight")
-				}
-				w.cut(rapid.IntRange(0, len(w.dials)-1).Draw(t, "dial"))
-			},
-			"wake": func(t *rapid.T) {
-				ws := w.waiting()
-				if len(ws) == 0 {
-					t.Skip("no Connect waiting")
-				}
-				w.step(ws[rapid.IntRange(0, len(ws)-1).Draw(t, "conn")])
-			},
+			"finishDial": all["finishDial"],
+			"giveUp":     all["giveUp"],
+			"wake":       all["wake"],
 			"tick": func(t *rapid.T) {
 				d := time.Duration(rapid.Int64Range(int64(10*time.Millisecond), int64(5*time.Second)).Draw(t, "d"))
 				if w.now.Add(d).Sub(start) >= modelOpts.Hold {
