@@ -97,8 +97,9 @@ func (c *Connector) Close() error {
 // maxLoginAttempts and retryTimeout. The connection returned is
 // go-sql-driver/mysql's own, so the query path is the mysql driver's.
 func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
-	// The fast path: a cached AWSCURRENT and a proven version, one dial, no
-	// allocation of its own.
+	// The fast path: a cached AWSCURRENT and a proven version, one dial;
+	// its only allocations are the login bound's (when ctx has no
+	// deadline).
 	if sec, ok := c.sh.cache.Cached(credsource.Current); ok {
 		if sec != c.lastSec.Load() {
 			if err := c.observe(credsource.Current, sec); err != nil {
@@ -159,26 +160,16 @@ func (c *Connector) observe(stage credsource.Stage, sec *credsource.Secret) erro
 // resolve returns the key, the account and the mysql configuration of the
 // credentials in sec, with the DSN's host, port and database overrides.
 func (c *Connector) resolve(sec *credsource.Secret) (ledger.Key, ledger.Account, *mysql.Config, error) {
-	host := c.cfg.Host
-	if host == "" {
-		host = sec.Creds.Host
-	}
+	host := c.hostOf(sec)
 	if host == "" {
 		return ledger.Key{}, "", nil, fmt.Errorf("rotatingmysql: secret %q (version %s) has no host (RDS-managed rds!... secrets hold only username and password): add host=... to the DSN",
 			sec.ID, sec.VersionID)
-	}
-	port := c.cfg.Port
-	if port == 0 {
-		port = sec.Creds.Port
-	}
-	if port == 0 {
-		port = 3306
 	}
 	dbname := c.cfg.DBName
 	if dbname == "" {
 		dbname = sec.Creds.DBName
 	}
-	addr := net.JoinHostPort(host, strconv.Itoa(port))
+	addr := c.addrOf(sec)
 	// The key is what the server checks: user, password and server. The
 	// database is each connector's own (pools on other databases share
 	// the evidence of one account).
@@ -257,8 +248,7 @@ func (c *Connector) dial(ctx context.Context, t ledger.Ticket[*version]) (driver
 	err = explainDialError(err)
 	if o == ledger.Abandoned && ctx.Err() == nil {
 		// The login bound, not the caller, ended it.
-		sec := v.secret.Load()
-		err = &LoginTimeoutError{SecretID: c.cfg.SecretID, Addr: net.JoinHostPort(c.hostOf(sec), strconv.Itoa(c.portOf(sec))), Timeout: c.cfg.loginTimeout()}
+		err = &LoginTimeoutError{SecretID: c.cfg.SecretID, Addr: c.addrOf(v.secret.Load()), Timeout: c.cfg.loginTimeout()}
 	}
 	return conn, o, err
 }
@@ -305,7 +295,8 @@ func boundedDial(next func(context.Context, string, string) (net.Conn, error)) f
 	}
 }
 
-// hostOf and portOf return the server a version dials.
+// hostOf returns the host a version dials: the DSN's, else the secret's
+// ("" when neither has one).
 func (c *Connector) hostOf(sec *credsource.Secret) string {
 	if c.cfg.Host != "" {
 		return c.cfg.Host
@@ -313,14 +304,17 @@ func (c *Connector) hostOf(sec *credsource.Secret) string {
 	return sec.Creds.Host
 }
 
-func (c *Connector) portOf(sec *credsource.Secret) int {
-	switch {
-	case c.cfg.Port != 0:
-		return c.cfg.Port
-	case sec.Creds.Port != 0:
-		return sec.Creds.Port
+// addrOf returns the host:port a version dials: the DSN's host and port,
+// else the secret's, the port 3306 by default.
+func (c *Connector) addrOf(sec *credsource.Secret) string {
+	port := c.cfg.Port
+	if port == 0 {
+		port = sec.Creds.Port
 	}
-	return 3306
+	if port == 0 {
+		port = 3306
+	}
+	return net.JoinHostPort(c.hostOf(sec), strconv.Itoa(port))
 }
 
 // dialer returns this connector's mysql connector for v, made from its
