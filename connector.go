@@ -483,6 +483,9 @@ func (c *Connector) recover(ctx context.Context, failed ledger.Ticket[*version],
 			}
 			return nil, r.giveUp(nil)
 		case ledger.StepWait:
+			if next.Locked != nil {
+				r.locked = next.Locked // a lock of the account holds this Connect
+			}
 			// Wake for what falls due first, news from another connection
 			// (Changed), or the next backoff step.
 			wake := now.Add(bo.NextBackOff())

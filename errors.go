@@ -8,6 +8,8 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/rotatingmysql/rotatingmysql/internal/ledger"
+
 	"github.com/rotatingmysql/rotatingmysql/credsource"
 )
 
@@ -86,7 +88,7 @@ func (e *ConnectError) Error() string {
 	var b strings.Builder
 	var what string
 	switch {
-	case errors.Is(e.Cause, ErrAccountLocked):
+	case errors.Is(e.Cause, ErrAccountLocked) || isLockError(e.Err):
 		what = "account locked or blocked by the server, no login tried until its hold ends"
 	case e.refused():
 		what = "login refused"
@@ -124,6 +126,13 @@ func (e *ConnectError) Error() string {
 		fmt.Fprintf(&b, " (%s)", e.Hint)
 	}
 	return b.String()
+}
+
+// isLockError reports whether err is the server's answer that the account
+// is locked or blocked.
+func isLockError(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && ledger.IsLockNumber(me.Number)
 }
 
 // refused reports whether the server refused a login (1045) that the

@@ -166,7 +166,7 @@ func TestFaultDuringRotation(t *testing.T) {
 			cur0, pend0 := b.stageCalls()
 			st0 := c.Stats()
 			sink := &errorSink{}
-			l := dialLoad(db, 128, 15*time.Second, sink)
+			l := dialLoad(db, 128, 17*time.Second, sink)
 			time.Sleep(200 * time.Millisecond)
 
 			fc.inject(b)
@@ -181,7 +181,10 @@ func TestFaultDuringRotation(t *testing.T) {
 			time.Sleep(time.Until(faultEnd))
 			// The retry bound (10 s) covers the fault: the connections
 			// waiting when it ends recover, and the load then runs clean.
-			settled := time.Now().Add(4 * time.Second)
+			// Settled within 7 s: a throttled request begun just before
+			// the end fails after the SDK's retries (about 2.5 s), then
+			// forced refreshes back off 4 s after failures in a row.
+			settled := time.Now().Add(7 * time.Second)
 			time.Sleep(time.Until(settled) + 1500*time.Millisecond)
 			queries := l.finish()
 			l.meets(t, injected, faultEnd, "the fault")

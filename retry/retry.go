@@ -26,6 +26,7 @@ const (
 	ErMySQLFailedLoginLock  = 3955 // FAILED_LOGIN_ATTEMPTS reached
 	ErMariaDBPasswordErrors = 4150 // max_password_errors reached
 	ErMariaDBAccountLocked  = 4151
+	ErHostBlocked           = 1129 // too many connection errors from the host (max_connect_errors)
 )
 
 // IsAuthError reports whether err, anywhere in its chain, is MySQL error
@@ -37,15 +38,16 @@ func IsAuthError(err error) bool {
 }
 
 // IsAccountLocked reports whether err means the server has locked or
-// blocked the account (MariaDB 4150/4151, MySQL 3118/3955). Such errors are
-// returned at once: another login would only extend the lock.
+// blocked the account (MariaDB 4150/4151, MySQL 3118/3955) or the host
+// (1129). Such errors are returned at once: another login would only
+// extend the lock.
 func IsAccountLocked(err error) bool {
 	var me *mysql.MySQLError
 	if !errors.As(err, &me) {
 		return false
 	}
 	switch me.Number {
-	case ErMySQLAccountLocked, ErMySQLFailedLoginLock, ErMariaDBPasswordErrors, ErMariaDBAccountLocked:
+	case ErMySQLAccountLocked, ErMySQLFailedLoginLock, ErMariaDBPasswordErrors, ErMariaDBAccountLocked, ErHostBlocked:
 		return true
 	}
 	return false

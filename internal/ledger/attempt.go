@@ -64,7 +64,7 @@ type Next[T any] struct {
 	Until   time.Time // StepWait
 	Changed <-chan struct{}
 	Cause   GiveUpCause // StepGiveUp
-	Locked  error       // StepGiveUp with AccountLocked
+	Locked  error       // StepGiveUp with AccountLocked; StepWait held by a lock
 }
 
 // Next decides the Connect's next step at now: a fetch when one is due, a
@@ -115,7 +115,7 @@ func (l *Ledger[T]) Next(a *Attempt, now time.Time) Next[T] {
 		}
 		return Next[T]{Step: StepGiveUp, Cause: NothingDue}
 	}
-	return Next[T]{Step: StepWait, Until: soonest, Changed: d.Changed}
+	return Next[T]{Step: StepWait, Until: soonest, Changed: d.Changed, Locked: d.Locked}
 }
 
 // After takes the outcome of the dial of the version key (already
