@@ -90,7 +90,7 @@ soak: mariadb
 
 # mutants: prove the model tests of the decision code: apply each small
 # mutation of internal/ledger (a rule removed) to a temporary copy and check
-# that the model tests fail; prints mutant / caught / by / seed. About ten
-# minutes: not part of make test; run it when internal/ledger changes.
+# that the model tests fail; prints mutant / caught / by / seed. About a
+# minute; not part of make test; run it when internal/ledger changes.
 mutants:
 	python3 scripts/mutants.py
