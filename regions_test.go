@@ -68,19 +68,12 @@ func gets(sm *rotatingmysqltest.SecretsManager) int { return sm.Calls("GetSecret
 // its bound (10 s).
 func TestReplicaColdStart(t *testing.T) {
 	t.Parallel()
-	for _, outage := range []string{"500", "refused", "hang"} {
-		t.Run(outage, func(t *testing.T) {
+	for _, outage := range rotatingmysqltest.Outages {
+		t.Run(string(outage), func(t *testing.T) {
 			b := newReplicaBed(t)
 			primary := b.r.Primary()
-			switch outage {
-			case "500":
-				primary.Fail("GetSecretValue", rotatingmysqltest.Fault{Status: 500})
-			case "refused":
-				if err := primary.SetDown(true); err != nil {
-					t.Fatal(err)
-				}
-			case "hang":
-				primary.Fail("GetSecretValue", rotatingmysqltest.Fault{Delay: time.Minute})
+			if err := primary.Break(outage); err != nil {
+				t.Fatal(err)
 			}
 			db := b.open()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -113,8 +113,8 @@ func gsv(sm *rotatingmysqltest.SecretsManager) int { return sm.Calls("GetSecretV
 // primary until the probe interval has passed; the primary is then asked
 // once, and serves again as soon as it answers.
 func TestReplicaFailover(t *testing.T) {
-	for _, outage := range []string{"500", "refused", "hang"} {
-		t.Run(outage, func(t *testing.T) {
+	for _, outage := range rotatingmysqltest.Outages {
+		t.Run(string(outage), func(t *testing.T) {
 			b := newRegionsBed(t)
 			primary, west := b.r.Primary(), b.r.Region("us-west-2")
 			clock := &manualClock{t: time.Now()}
@@ -123,15 +123,8 @@ func TestReplicaFailover(t *testing.T) {
 			if sec, err := s.Fetch(ctx, Request{}); err != nil || sec.Region != "us-east-1" {
 				t.Fatalf("healthy fetch: %v %v", sec, err)
 			}
-			switch outage {
-			case "500":
-				primary.Fail("GetSecretValue", rotatingmysqltest.Fault{Status: 500})
-			case "refused":
-				if err := primary.SetDown(true); err != nil {
-					t.Fatal(err)
-				}
-			case "hang":
-				primary.Fail("GetSecretValue", rotatingmysqltest.Fault{Delay: time.Minute})
+			if err := primary.Break(outage); err != nil {
+				t.Fatal(err)
 			}
 			sec, err := s.Fetch(ctx, Request{})
 			if err != nil || sec.Region != "us-west-2" || sec.Creds.Password != "pw1" {

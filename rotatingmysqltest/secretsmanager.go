@@ -527,3 +527,33 @@ func sleep(ctx context.Context, d time.Duration) error {
 		return ctx.Err()
 	}
 }
+
+// Outage is a way the service can be down for a test: "500" (every
+// GetSecretValue answers HTTP 500), "refused" (connections refused) or
+// "hang" (GetSecretValue answers after a minute).
+type Outage string
+
+// The outages Break knows.
+const (
+	Outage500     Outage = "500"
+	OutageRefused Outage = "refused"
+	OutageHang    Outage = "hang"
+)
+
+// Outages lists every Outage, for table tests.
+var Outages = []Outage{Outage500, OutageRefused, OutageHang}
+
+// Break puts the emulator into outage o.
+func (s *SecretsManager) Break(o Outage) error {
+	switch o {
+	case Outage500:
+		s.Fail("GetSecretValue", Fault{Status: 500})
+	case OutageRefused:
+		return s.SetDown(true)
+	case OutageHang:
+		s.Fail("GetSecretValue", Fault{Delay: time.Minute})
+	default:
+		return fmt.Errorf("rotatingmysqltest: unknown outage %q", o)
+	}
+	return nil
+}
