@@ -442,7 +442,7 @@ func (c *Connector) recover(ctx context.Context, failed ledger.Ticket[*version],
 		next := c.ledger.Next(at, now)
 		switch next.Step {
 		case ledger.StepFetch:
-			c.refresh(rctx, next.Since, next.Bypass)
+			c.refresh(rctx, next.Stage, next.Since, next.Bypass)
 			if rctx.Err() != nil {
 				return nil, r.giveUp(nil)
 			}
@@ -531,11 +531,13 @@ func (c *Connector) traceFetchEnd(ctx context.Context, stage credsource.Stage, s
 	c.tr.TraceFetchEnd(ctx, d)
 }
 
-// refresh fetches AWSCURRENT and AWSPENDING in parallel (one round trip;
-// both coalesce with any fetch already under way since the given time)
-// and gives the ledger what they say. bypass asks the source to bypass a
-// cache of its own.
-func (c *Connector) refresh(ctx context.Context, since time.Time, bypass bool) {
+// refresh fetches stage (AWSPENDING or AWSCURRENT; "" for both, in
+// parallel: one round trip), coalesced with any fetch of the same stage
+// already under way since the given time, and gives the ledger what it
+// says. bypass asks the source to bypass a cache of its own. After a 1045
+// the ledger asks for AWSPENDING first: during a managed rotation it holds
+// the new password, so a rotation costs one call (ledger.FetchDue).
+func (c *Connector) refresh(ctx context.Context, stage ledger.Stage, since time.Time, bypass bool) {
 	started := time.Now()
 	load := c.sh.cache.RefreshThrough
 	if bypass {
@@ -547,32 +549,48 @@ func (c *Connector) refresh(ctx context.Context, since time.Time, bypass bool) {
 		c.traceFetchEnd(tctx, stage, sec, err)
 		return sec, err
 	}
-	var pend *credsource.Secret
-	var perr error
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	var (
+		cur, pend   *credsource.Secret
+		cerr, perr  error
+		both        = stage == ""
+		done        = make(chan struct{})
+		wantCurrent = both || stage == ledger.Current
+	)
+	if both {
+		go func() {
+			defer close(done)
+			pend, perr = fetch(credsource.Pending)
+		}()
+		cur, cerr = fetch(credsource.Current)
+		<-done
+	} else if wantCurrent {
+		cur, cerr = fetch(credsource.Current)
+	} else {
 		pend, perr = fetch(credsource.Pending)
-	}()
-	cur, cerr := fetch(credsource.Current)
-	<-done
+	}
 	if ctx.Err() != nil {
 		return
 	}
-	c.ledger.Fetched(started)
-	if cerr == nil {
+	if wantCurrent && cerr == nil {
 		if err := c.observe(credsource.Current, cur); err != nil {
 			c.log.LogAttrs(ctx, slog.LevelWarn, "rotatingmysql: AWSCURRENT unusable", slog.Any("error", err))
 		}
 	}
-	switch {
-	case perr == nil:
-		if err := c.observe(credsource.Pending, pend); err != nil {
-			c.log.LogAttrs(ctx, slog.LevelWarn, "rotatingmysql: AWSPENDING unusable", slog.Any("error", err))
+	if !wantCurrent || both {
+		switch {
+		case perr == nil:
+			if err := c.observe(credsource.Pending, pend); err != nil {
+				c.log.LogAttrs(ctx, slog.LevelWarn, "rotatingmysql: AWSPENDING unusable", slog.Any("error", err))
+			}
+		case errors.Is(perr, credsource.ErrNotFound) || errors.Is(perr, credsource.ErrNoStages):
+			c.ledger.NotFound(ledger.Pending)
+		case !both:
+			// The source failed (throttled, down): the round ends here,
+			// and the next is MinInterval away, not AWSCURRENT now.
+			stage = ""
 		}
-	case errors.Is(perr, credsource.ErrNotFound) || errors.Is(perr, credsource.ErrNoStages):
-		c.ledger.NotFound(ledger.Pending)
 	}
+	c.ledger.Fetched(stage, started)
 }
 
 // recovery is the state of one Connect's recovery from 1045.

@@ -231,8 +231,8 @@ var dialerCounts = []int{1, 64, 256}
 
 // TestCountRotationUnderLoad runs one managed single-user rotation while
 // 1, 64 or 256 dialers open new connections back to back, and counts what
-// the rotation cost the process: GetSecretValue calls (target: at most one
-// AWSCURRENT refresh and one AWSPENDING read) and failed logins (target: no
+// the rotation cost the process: GetSecretValue calls (target: one, the
+// AWSPENDING read that finds the new password) and failed logins (target: no
 // more than the Connects already in flight when the first 1045 came back,
 // plus one; no Connect that began after the driver had met the 1045 tried
 // the old password).
@@ -318,8 +318,8 @@ func TestCountRotationUnderLoad(t *testing.T) {
 			inFlight, late, atChange := k.inFlight(t1, t2, setEnd)
 			t.Logf("count: dialers=%d api_calls=%d (AWSCURRENT %d, AWSPENDING %d) failed_logins=%d in_flight_at_first_1045=%d in_flight_at_password_change=%d connects=%d dials=%d",
 				n, calls, cur, pend, s.failed, inFlight, atChange, s.connects, s.dials)
-			if calls > 2 || cur > 1 || pend > 1 {
-				t.Errorf("GetSecretValue calls %d (AWSCURRENT %d, AWSPENDING %d), want at most one of each", calls, cur, pend)
+			if calls != 1 || pend != 1 {
+				t.Errorf("GetSecretValue calls %d (AWSCURRENT %d, AWSPENDING %d), want 1: AWSPENDING, which holds the new password", calls, cur, pend)
 			}
 			if late > 0 {
 				t.Errorf("%d failed logins by Connects that began after the driver had met the 1045", late)
@@ -432,8 +432,8 @@ func TestCountNoDialWithRefusedPassword(t *testing.T) {
 			if s.failed != 1 || denied != 1 {
 				t.Errorf("failed logins %d (server: %d), want 1: the first Connect's", s.failed, denied)
 			}
-			if calls != 2 || cur != 1 || pend != 1 {
-				t.Errorf("GetSecretValue calls %d (AWSCURRENT %d, AWSPENDING %d), want one of each", calls, cur, pend)
+			if calls != 1 || pend != 1 {
+				t.Errorf("GetSecretValue calls %d (AWSCURRENT %d, AWSPENDING %d), want 1: AWSPENDING", calls, cur, pend)
 			}
 			if later.connects != n || later.dials != n || later.failed != 0 {
 				t.Errorf("%d later Connects made %d dials, %d failed; want %d dials, none failed", later.connects, later.dials, later.failed, n)
@@ -444,15 +444,18 @@ func TestCountNoDialWithRefusedPassword(t *testing.T) {
 
 // TestCountRecovery is the cost of one Connect that meets 1045 with a stale
 // cache: no backoff sleep (the policy's first interval is an hour: a sleep
-// would end the Connect at its deadline), one API round trip (both stages
-// in flight together), and at most two dials beyond the failed one.
+// would end the Connect at its deadline), at most two dials beyond the
+// failed one, and the fewest calls: during a rotation one (AWSPENDING holds
+// the new password); after it, one more round trip (AWSPENDING is gone,
+// then AWSCURRENT).
 func TestCountRecovery(t *testing.T) {
 	// Serial: two requests must overlap within a 100 ms delay, which the
 	// CPU load of parallel tests could pull apart.
 	for _, tc := range []struct {
 		name     string
 		promoted bool
-	}{{"AWSPENDING available", false}, {"AWSCURRENT promoted", true}} {
+		calls    int64 // GetSecretValue calls, one per round trip
+	}{{"AWSPENDING available", false, 1}, {"AWSCURRENT promoted", true, 2}} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := newBed(t, "count-recover-Password-1")
 			k := newCounted(t, b, rotatingmysql.WithRetryPolicy(retry.Policy{InitialInterval: time.Hour, MaxInterval: time.Hour, Timeout: 15 * time.Second}))
@@ -492,11 +495,11 @@ func TestCountRecovery(t *testing.T) {
 			if s.dials-1 > 2 {
 				t.Errorf("%d dials beyond the failed one, want at most 2", s.dials-1)
 			}
-			if calls > 2 || int64(calls) != requests {
-				t.Errorf("GetSecretValue calls %d (client requests %d), want at most 2", calls, requests)
+			if int64(calls) != tc.calls || int64(calls) != requests {
+				t.Errorf("GetSecretValue calls %d (client requests %d), want %d", calls, requests, tc.calls)
 			}
-			if rounds != 1 {
-				t.Errorf("%d API round trips, want 1 (AWSCURRENT and AWSPENDING in parallel)", rounds)
+			if rounds != tc.calls {
+				t.Errorf("%d API round trips, want %d (one call at a time)", rounds, tc.calls)
 			}
 		})
 	}

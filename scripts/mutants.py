@@ -52,6 +52,12 @@ MUTANTS = {
     "hold-not-doubled": ("a failed probe doubles the hold", [
         (L, "v.hold = min(2*v.hold, l.opts.MaxHold)", "v.hold = min(v.hold, l.opts.MaxHold)"),
     ]),
+    "both-stages-per-round": ("a refusal asks for AWSPENDING first, AWSCURRENT only when it offers nothing", [
+        (T, "return Next[T]{Step: StepFetch, Stage: f.Stage,", "return Next[T]{Step: StepFetch, Stage: \"\","),
+    ]),
+    "current-never-after-pending": ("AWSCURRENT follows when AWSPENDING is absent or refused", [
+        (L, "\tcase l.pendingOnly && l.curFetch.Before(l.lastFetch) && (p == nil || p.refused):", "\tcase false && p == nil:"),
+    ]),
     "trial-not-claimed": ("a version not proven is dialed by one Connect at a time", [
         (A, "\tif s.owner != 0 && now.Before(s.until) {\n\t\treturn 0, s.until, false\n\t}", ""),
     ]),

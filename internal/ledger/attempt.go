@@ -23,9 +23,10 @@ func (a *Attempt) Logins() int { return a.logins }
 type Step int
 
 const (
-	// StepFetch: refresh AWSCURRENT and AWSPENDING with fetches that began
-	// at or after Since (Bypass: past the source's own cache), give the
-	// ledger what they say (Observe, NotFound, Fetched), then Next again.
+	// StepFetch: fetch Stage (AWSPENDING, AWSCURRENT, or "" for both in
+	// parallel) with a fetch that began at or after Since (Bypass: past
+	// the source's own cache), give the ledger what it says (Observe,
+	// NotFound, then Fetched), then Next again.
 	StepFetch Step = iota
 	// StepDial: dial Ticket, Report the outcome, pass it to After.
 	StepDial
@@ -58,6 +59,7 @@ const (
 // Next is the ledger's answer to Attempt.Next.
 type Next[T any] struct {
 	Step    Step
+	Stage   Stage     // StepFetch: the stage to fetch, "" for both
 	Since   time.Time // StepFetch
 	Bypass  bool      // StepFetch
 	Ticket  Ticket[T] // StepDial
@@ -72,14 +74,14 @@ type Next[T any] struct {
 // or giving up when nothing does before the deadline. This is the whole of
 // the connector's recovery loop but the I/O: the model test runs the same.
 func (l *Ledger[T]) Next(a *Attempt, now time.Time) Next[T] {
-	if since, at, due, poll := l.FetchDue(now); due && !at.After(now) {
-		return fetchStep[T](a, since, poll)
+	if f, due := l.FetchDue(now); due && !f.At.After(now) {
+		return fetchStep[T](a, f)
 	}
 	d := l.Decide(now)
-	if d.Kind == Wait && !d.FetchAt.IsZero() && !d.FetchAt.After(now) {
+	if d.Kind == Wait && !d.Fetch.At.IsZero() && !d.Fetch.At.After(now) {
 		// The decision itself made a fetch due (the first Wait with
 		// nothing in flight starts the polls).
-		return fetchStep[T](a, d.FetchSince, d.FetchPoll)
+		return fetchStep[T](a, d.Fetch)
 	}
 	if a.avoid != nil && (d.Kind != Dial || d.Ticket.Key() == *a.avoid) {
 		if d.Kind == Dial {
@@ -99,10 +101,10 @@ func (l *Ledger[T]) Next(a *Attempt, now time.Time) Next[T] {
 	case Empty:
 		return Next[T]{Step: StepGiveUp, Cause: NoVersion}
 	}
-	// d.FetchAt comes with the decision, under the same lock: a Wait with
+	// d.Fetch comes with the decision, under the same lock: a Wait with
 	// nothing in flight is what starts the ledger's polls of the source,
 	// and another connection's step between the two must not hide it.
-	soonest := d.FetchAt
+	soonest := d.Fetch.At
 	if !d.Until.IsZero() && (soonest.IsZero() || d.Until.Before(soonest)) {
 		soonest = d.Until
 	}
@@ -137,15 +139,17 @@ func (a *Attempt) After(key Key, claim bool, o Outcome) (goOn bool) {
 	return false
 }
 
-// fetchStep returns a fetch step. The first refresh of a Connect after a
-// refusal goes through the source's own cache (a shared agent fetches once
-// for all its processes); a second one, and a poll while nothing is
-// dialable, are needed only when what that cache answered offered nothing
-// that works, and bypass it.
-func fetchStep[T any](a *Attempt, since time.Time, poll bool) Next[T] {
-	bypass := a.refreshed || poll
-	a.refreshed = true
-	return Next[T]{Step: StepFetch, Since: since, Bypass: bypass}
+// fetchStep returns a fetch step. The first round of a Connect after a
+// refusal (AWSPENDING, then AWSCURRENT if needed) goes through the
+// source's own cache (a shared agent fetches once for all its processes);
+// a second round, and a poll while nothing is dialable, are needed only
+// when what that cache answered offered nothing that works, and bypass it.
+func fetchStep[T any](a *Attempt, f Fetch) Next[T] {
+	bypass := a.refreshed || f.Poll
+	if f.Stage != Pending {
+		a.refreshed = true // the round is complete
+	}
+	return Next[T]{Step: StepFetch, Stage: f.Stage, Since: f.Since, Bypass: bypass}
 }
 
 // Started records a dial made before the Connect's first Next (the fast

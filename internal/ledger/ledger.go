@@ -192,7 +192,9 @@ type Ledger[T any] struct {
 	seq      uint64
 
 	lastRefusal time.Time // the latest begin time of a refused dial
-	lastFetch   time.Time // the latest fetch the ledger asked for began at or after this
+	lastFetch   time.Time // the latest fetch round the ledger asked for began at or after this
+	curFetch    time.Time // the latest fetch of AWSCURRENT began at or after this
+	pendingOnly bool      // the round of lastFetch has fetched AWSPENDING only
 	stuckSince  time.Time // since when nothing has been dialable; zero when something is
 	waiting     bool      // a Wait decision is outstanding: close changed on news
 	changed     chan struct{}
@@ -273,11 +275,9 @@ type Decision[T any] struct {
 	Claimed bool
 	// Changed, with Wait, is closed when the ledger learns anything new.
 	Changed <-chan struct{}
-	// FetchAt, with Wait, is when the next fetch falls due (zero: none),
-	// as of the same moment as the rest of the decision.
-	FetchAt    time.Time
-	FetchSince time.Time // with FetchAt: the fetch must begin at or after this
-	FetchPoll  bool      // with FetchAt: a poll while nothing is dialable
+	// Fetch, with Wait, is the next fetch and when it falls due (a zero
+	// At: none), as of the same moment as the rest of the decision.
+	Fetch Fetch
 	// Locked, with Wait, is the server's lock error when a lock of the
 	// account holds what could be dialed.
 	Locked error
@@ -319,14 +319,27 @@ func (l *Ledger[T]) NotFound(stage Stage) {
 	}
 }
 
-// Fetched records that the caller fetched from the source with a fetch
-// that began at or after since (a fetch the ledger asked for with
-// FetchDue).
-func (l *Ledger[T]) Fetched(since time.Time) {
+// Fetched records that the caller fetched stage from the source with a
+// fetch that began at or after since (the fetch the ledger asked for with
+// FetchDue), and gave the ledger its answer (Observe, NotFound). Stage ""
+// is both stages, or a round that ended without an answer (the source
+// failed): the next round is MinInterval away.
+func (l *Ledger[T]) Fetched(stage Stage, since time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if since.After(l.lastFetch) {
-		l.lastFetch = since
+	switch stage {
+	case Pending:
+		if since.After(l.lastFetch) {
+			l.lastFetch, l.pendingOnly = since, true
+		}
+		return
+	case Current:
+		if since.After(l.curFetch) {
+			l.curFetch = since
+		}
+	}
+	if !since.Before(l.lastFetch) {
+		l.lastFetch, l.pendingOnly = since, false
 	}
 }
 
@@ -451,9 +464,7 @@ func (w *waitFor) at(t time.Time) {
 func (l *Ledger[T]) wait(now time.Time, w waitFor) Decision[T] {
 	l.waiting = true
 	d := Decision[T]{Kind: Wait, Until: w.until, Claimed: w.claimed, Changed: l.changed, Locked: w.locked}
-	if since, at, due, poll := l.fetchDue(now); due {
-		d.FetchSince, d.FetchAt, d.FetchPoll = since, at, poll
-	}
+	d.Fetch, _ = l.fetchDue(now)
 	return d
 }
 
@@ -682,41 +693,62 @@ func (l *Ledger[T]) Known() bool {
 	return len(l.versions) > 0
 }
 
-// FetchDue reports whether the source should be asked again: a fetch that
-// began at or after since answers, and it may start at at (not before
-// MinInterval after the last fetch the ledger asked for). ok is false when
-// nothing calls for a fetch; poll is true when the fetch is a poll while
-// nothing is dialable (what a cache in front of the source answered has
-// not served: it is to be bypassed).
+// Fetch is a fetch the ledger calls for.
+type Fetch struct {
+	// Stage is the stage to fetch: AWSPENDING, AWSCURRENT, or "" for
+	// both (a poll).
+	Stage Stage
+	// Since: the fetch must begin at or after this (a cache's answer from
+	// before it does not do).
+	Since time.Time
+	// At is when the fetch may start (not before MinInterval after the
+	// last round of the same kind).
+	At time.Time
+	// Poll is true when the fetch is a poll while nothing is dialable:
+	// what a cache in front of the source answered has not served, and is
+	// to be bypassed.
+	Poll bool
+}
+
+// FetchDue reports whether the source should be asked again, which stage,
+// and from when; ok is false when nothing calls for a fetch.
 //
 // A fetch is called for by a refusal of a dial that began after the last
-// fetch (a rotation may have begun: AWSCURRENT may have moved, AWSPENDING
-// may exist), and, while nothing is dialable, by polls at intervals that
-// grow with the time stuck (half of it, from MinInterval up to Hold), so
-// that a secret fixed in the source is found without a fetch per Connect.
-func (l *Ledger[T]) FetchDue(now time.Time) (since, at time.Time, ok, poll bool) {
+// fetch round: a rotation may have begun. A round asks for AWSPENDING
+// first: during a managed rotation (setSecret has run, finishSecret has
+// not) it holds the new password, so one call finds it. AWSCURRENT follows
+// at once when AWSPENDING offers nothing to try (absent, or refused: a
+// rotation already finished, a secret changed by hand, a stale
+// AWSPENDING). Rounds are MinInterval apart. While nothing is dialable,
+// polls of both stages follow at intervals that grow with the time stuck
+// (half of it, from MinInterval up to Hold), so that a secret fixed in the
+// source is found without a fetch per Connect.
+func (l *Ledger[T]) FetchDue(now time.Time) (f Fetch, ok bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.fetchDue(now)
 }
 
 // fetchDue is FetchDue with l.mu held.
-func (l *Ledger[T]) fetchDue(now time.Time) (since, at time.Time, ok, poll bool) {
-	switch {
+func (l *Ledger[T]) fetchDue(now time.Time) (f Fetch, ok bool) {
+	switch p := l.labels[Pending]; {
+	case l.pendingOnly && l.curFetch.Before(l.lastFetch) && (p == nil || p.refused):
+		// The round's AWSPENDING offered nothing to try: its AWSCURRENT.
+		f = Fetch{Stage: Current, Since: l.lastFetch, At: l.lastFetch}
 	case l.lastRefusal.After(l.lastFetch):
-		since, at = l.lastRefusal, l.lastFetch.Add(l.opts.MinInterval)
+		f = Fetch{Stage: Pending, Since: l.lastRefusal, At: l.lastFetch.Add(l.opts.MinInterval)}
 	case !l.stuckSince.IsZero():
 		p := min(max(now.Sub(l.stuckSince)/2, l.opts.MinInterval), l.opts.Hold)
-		at = l.lastFetch.Add(p)
-		since = at.Add(-p / 2)
-		poll = true
+		f.At = l.lastFetch.Add(p)
+		f.Since = f.At.Add(-p / 2)
+		f.Poll = true
 	default:
-		return time.Time{}, time.Time{}, false, false
+		return Fetch{}, false
 	}
-	if at.Before(since) {
-		at = since
+	if f.At.Before(f.Since) {
+		f.At = f.Since
 	}
-	return since, at, true, poll
+	return f, true
 }
 
 // LastAccepted returns the payload of the version that last logged in

@@ -99,7 +99,10 @@ type mledger struct {
 	l         *Ledger[*mver]
 	tls       bool
 	st        map[*mver]*mstate
-	lastFetch time.Time
+	lastRound time.Time // the last fetch of AWSPENDING or of both: a round
+	roundCur  bool      // the last round fetched AWSCURRENT
+	calls     int       // calls to the source the ledger asked for
+	rounds    []*mver   // what each round's AWSPENDING answered
 }
 
 func (ml *mledger) state(v *mver) *mstate {
@@ -271,16 +274,32 @@ func (w *world) setPassword(a Account, pw string) {
 	ac.failures, ac.blocked = 0, false
 }
 
-// fetch is what the connector's refresh does for a ledger: both stages,
-// observed; through the agent's cache unless bypass.
-func (w *world) fetch(ml *mledger, ledgerAsked, bypass bool) {
+// fetch is what the connector's refresh does for a ledger: stage ("" for
+// both), observed; through the agent's cache unless bypass. A fetch the
+// ledger asked for is a round (AWSPENDING, or both) at most once per
+// MinInterval, and AWSCURRENT at most once per round.
+func (w *world) fetch(ml *mledger, ledgerAsked bool, stage Stage, bypass bool) {
 	if ledgerAsked {
-		if !ml.lastFetch.IsZero() && w.now.Sub(ml.lastFetch) < modelOpts.MinInterval {
-			w.fail("%s: fetch at %v, %v after the previous one: more than one per MinInterval", ml.name, w.now, w.now.Sub(ml.lastFetch))
+		if stage == Current {
+			if ml.roundCur {
+				w.fail("%s: AWSCURRENT fetched twice in the round that began at %v", ml.name, ml.lastRound)
+			}
+			ml.roundCur = true
+			w.fetches++
+			ml.calls++
+		} else {
+			if !ml.lastRound.IsZero() && w.now.Sub(ml.lastRound) < modelOpts.MinInterval {
+				w.fail("%s: fetch round at %v, %v after the previous one: more than one per MinInterval", ml.name, w.now, w.now.Sub(ml.lastRound))
+			}
+			ml.lastRound, ml.roundCur = w.now, stage == ""
+			w.fetches++
+			ml.calls++
+			if stage == "" {
+				w.fetches++
+				ml.calls++
+			}
 		}
-		ml.lastFetch = w.now
-		w.fetches++
-		defer ml.l.Fetched(w.now)
+		defer ml.l.Fetched(stage, w.now)
 	}
 	seen := w.src
 	if w.agentTTL > 0 {
@@ -292,12 +311,22 @@ func (w *world) fetch(ml *mledger, ledgerAsked, bypass bool) {
 			seen = w.agent
 		}
 	}
-	w.logf("%s fetched: cur=%v pen=%v down=%v gone=%v", ml.name, seen.cur.name, penName(seen.pen), seen.down, seen.gone)
+	w.logf("%s fetched %q: cur=%v pen=%v down=%v gone=%v", ml.name, stage, seen.cur.name, penName(seen.pen), seen.down, seen.gone)
 	if seen.down {
+		if ledgerAsked {
+			// The source failed: the connector ends the round.
+			defer ml.l.Fetched("", w.now)
+		}
 		return
 	}
-	if !seen.gone {
+	if !seen.gone && stage != Pending {
 		ml.l.Observe(Current, seen.cur.key, seen.cur.acct, seen.cur, w.now)
+	}
+	if stage == Current {
+		return
+	}
+	if ledgerAsked {
+		ml.rounds = append(ml.rounds, seen.pen)
 	}
 	if seen.pen != nil {
 		ml.l.Observe(Pending, seen.pen.key, seen.pen.acct, seen.pen, w.now)
@@ -329,8 +358,8 @@ func (w *world) step(c *mconn) {
 		next := l.Next(c.att, w.now)
 		switch next.Step {
 		case StepFetch:
-			w.logf("c%d %s fetch bypass=%v", c.id, c.ml.name, next.Bypass)
-			w.fetch(c.ml, true, next.Bypass)
+			w.logf("c%d %s fetch %q bypass=%v", c.id, c.ml.name, next.Stage, next.Bypass)
+			w.fetch(c.ml, true, next.Stage, next.Bypass)
 		case StepDial:
 			w.beginDial(c, next.Ticket)
 			return
@@ -345,7 +374,7 @@ func (w *world) step(c *mconn) {
 		default: // StepGiveUp, StepFail: the Connect returns an error
 			d := l.Decide(w.now)
 			w.logf("c%d %s gives up: step %d cause %d (deadline %v; decision %d until %v fetchAt %v claimed %v)", c.id, c.ml.name, next.Step, next.Cause,
-				c.att.Deadline.Format("15:04:05.000000000"), d.Kind, d.Until.Format("15:04:05.000000000"), d.FetchAt.Format("15:04:05.000000000"), d.Claimed)
+				c.att.Deadline.Format("15:04:05.000000000"), d.Kind, d.Until.Format("15:04:05.000000000"), d.Fetch.At.Format("15:04:05.000000000"), d.Claimed)
 			if d.Kind == Dial {
 				l.Report(d.Ticket, Abandoned, w.now)
 			}
@@ -614,7 +643,7 @@ func (w *world) startConnect(ml *mledger, d time.Duration) *mconn {
 	c.att = &Attempt{Deadline: c.retryDeadline(w.now), MaxLogins: modelMaxLogins}
 	w.conns = append(w.conns, c)
 	if !ml.l.Known() {
-		w.fetch(ml, false, false)
+		w.fetch(ml, false, "", false)
 	} else if !w.src.down && !w.src.gone {
 		// The cache's AWSCURRENT, as Connect's fast path observes it.
 		seen := w.src
@@ -860,7 +889,7 @@ func (w *world) actions() map[string]func(*rapid.T) {
 		},
 		"sourceDown": func(t *rapid.T) { w.src.down = rapid.Bool().Draw(t, "down") },
 		"sourceGone": func(t *rapid.T) { w.src.gone = rapid.Bool().Draw(t, "gone") },
-		"ttlRefresh": func(t *rapid.T) { w.fetch(rapid.SampledFrom(w.ledgers).Draw(t, "ledger"), false, false) },
+		"ttlRefresh": func(t *rapid.T) { w.fetch(rapid.SampledFrom(w.ledgers).Draw(t, "ledger"), false, "", false) },
 	}
 }
 
@@ -937,7 +966,8 @@ func (w *world) warmUp() *mver {
 // failed logins are the dials of the old password in flight when each
 // ledger met its first refusal (none in a multi-user rotation), plus one
 // probe per hold period if the rotation outlasts a hold; the source is
-// asked at most twice per stage per ledger.
+// called at most twice per ledger, and once when the ledger's first fetch
+// finds AWSPENDING (plus one per hold period, for the probes).
 func TestModelManagedRotation(t *testing.T) {
 	defer seedModel(t, 1000)()
 	rapid.Check(t, func(t *rapid.T) {
@@ -962,6 +992,9 @@ func TestModelManagedRotation(t *testing.T) {
 		var upAt time.Time
 		old := w.warmUp()
 		fetches0, start := w.fetches, w.now
+		for _, ml := range w.ledgers {
+			ml.calls, ml.rounds = 0, nil
+		}
 		var pen *mver
 		steps := []func(){
 			func() {
@@ -1084,12 +1117,26 @@ func TestModelManagedRotation(t *testing.T) {
 		if refused > budget+probes {
 			w.fail("%d refused logins; %d dials of the old password were in flight at the ledgers' first refusals, %d probes allowed", refused, budget, probes)
 		}
-		// Two fetches per ledger: the new password, and its label's move.
-		// Behind the agent's cache a first refresh may answer what the
-		// agent held, and after a rollback Connects poll while they wait
-		// for a probe: neither is counted.
-		if f := w.fetches - fetches0; f > 2*len(w.ledgers) && outage == 0 && w.agentTTL == 0 && !rollback {
-			w.fail("%d forced fetches (of both stages) for one rotation, want at most 2 per ledger", f)
+		// One call per ledger when its first round finds AWSPENDING (the
+		// new password), two when the rotation had finished (AWSPENDING
+		// gone, then AWSCURRENT); plus a round per probe. Behind the
+		// agent's cache a first round may answer what the agent held, an
+		// outage fails rounds, and after a rollback Connects poll while
+		// they wait for a probe: none of those is counted.
+		if outage == 0 && w.agentTTL == 0 && !rollback {
+			holds := int(w.now.Sub(start) / modelOpts.Hold)
+			for _, ml := range w.ledgers {
+				want := 2 * (1 + holds)
+				if len(ml.rounds) > 0 && ml.rounds[0] == pen {
+					want = 1 + 2*holds
+				}
+				if ml.calls > want {
+					w.fail("%s: %d calls to the source for one rotation (what each round's AWSPENDING answered: %v), want at most %d", ml.name, ml.calls, names(ml.rounds), want)
+				}
+			}
+			if f := w.fetches - fetches0; f > 2*len(w.ledgers)*(1+holds) {
+				w.fail("%d calls to the source for one rotation, want at most 2 per ledger", f)
+			}
 		}
 	})
 }
@@ -1113,7 +1160,7 @@ func TestModelIdleBurst(t *testing.T) {
 		w.src.cur = pen
 		if rapid.Bool().Draw(t, "ttlRefresh") {
 			for _, ml := range w.ledgers {
-				w.fetch(ml, false, false)
+				w.fetch(ml, false, "", false)
 			}
 		}
 		n := rapid.IntRange(2, 64).Draw(t, "burst")
@@ -1186,6 +1233,14 @@ func TestModelLockout(t *testing.T) {
 	})
 }
 
+func names(vs []*mver) []string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = penName(v)
+	}
+	return out
+}
+
 func penName(v *mver) string {
 	if v == nil {
 		return "-"
@@ -1210,7 +1265,7 @@ func TestModelDatabaseDropped(t *testing.T) {
 		w.src.pen = pen
 		ml := rapid.SampledFrom(w.ledgers).Draw(t, "ledger")
 		w.now = w.now.Add(time.Duration(rapid.Int64Range(int64(time.Millisecond), int64(time.Minute)).Draw(t, "before")))
-		w.fetch(ml, false, false) // a TTL refresh sees AWSPENDING
+		w.fetch(ml, false, "", false) // a TTL refresh sees AWSPENDING
 		w.account(old.acct).broken = true
 		for attempt := 0; attempt < 2; attempt++ {
 			c := w.startConnect(ml, 0)
