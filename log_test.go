@@ -107,7 +107,7 @@ func TestLogThroughRotation(t *testing.T) {
 		stat  uint64
 		want  int
 	}{
-		{msgFetched, slog.LevelDebug, fetched, 3},
+		{msgFetched, slog.LevelDebug, fetched, 2},
 		{msgNotFound, slog.LevelDebug, 0, 0},
 		{msgStale, slog.LevelWarn, st.StaleServed, 2},
 		{msgFailed, slog.LevelWarn, st.FetchErrors - st.StaleServed, 0},
@@ -157,8 +157,7 @@ func TestLogThroughRotation(t *testing.T) {
 			t.Errorf("%q (stage, version): %v, want %v", msg, got, want)
 		}
 	}
-	// A recovery fetches AWSCURRENT and AWSPENDING in parallel: compare
-	// in stage order.
+	// Compare in stage order (a poll fetches both stages in parallel).
 	byStage := func(rows []row) []row {
 		slices.SortStableFunc(rows, func(x, y row) int { return strings.Compare(x.stage, y.stage) })
 		return rows
@@ -168,7 +167,7 @@ func TestLogThroughRotation(t *testing.T) {
 		if a["source"].String() != "secretsmanager" || a["latency"].Kind() != slog.KindDuration || a["latency"].Duration() <= 0 {
 			t.Errorf("%q: source %v, latency %v", msgFetched, a["source"], a["latency"])
 		}
-	})), row{cur, s.v1}, row{cur, s.v1}, row{pend, s.v2})
+	})), row{cur, s.v1}, row{pend, s.v2})
 	wantRows(msgStale, byStage(collect(msgStale, func(a map[string]slog.Value) {
 		if err, _ := a["error"].Any().(error); err == nil || !strings.Contains(err.Error(), "InternalServiceError") {
 			t.Errorf("%q: error %v, want the API's InternalServiceError", msgStale, a["error"])

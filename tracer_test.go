@@ -120,8 +120,8 @@ func TestTracerScriptedRotation(t *testing.T) {
 			t.Errorf("fetch in the window: %+v, want %s for AWSPENDING", f, v2)
 		}
 	}
-	if len(fetchStarts) != 2 || stages[credsource.Current] != 1 || stages[credsource.Pending] != 1 {
-		t.Errorf("Connect in the window: fetches %+v / %+v, want one refresh of each stage", fetchStarts, fetchEnds)
+	if len(fetchStarts) != 1 || stages[credsource.Current] != 0 || stages[credsource.Pending] != 1 {
+		t.Errorf("Connect in the window: fetches %+v / %+v, want one, of AWSPENDING (it holds the new password)", fetchStarts, fetchEnds)
 	}
 	if len(switches) != 1 || switches[0].Initial || switches[0].Stage != credsource.Pending || switches[0].VersionID != v2 {
 		t.Errorf("Connect in the window: switches %+v, want one to AWSPENDING %s", switches, v2)

@@ -58,6 +58,12 @@ MUTANTS = {
     "current-never-after-pending": ("AWSCURRENT follows when AWSPENDING is absent or refused", [
         (L, "\tcase l.pendingOnly && l.curFetch.Before(l.lastFetch) && (p == nil || p.refused):", "\tcase false && p == nil:"),
     ]),
+    "round-never-served": ("a round whose AWSPENDING logged in is over: a later refusal asks for AWSPENDING again", [
+        (L, "\t\tif l.labels[Pending] == v {\n\t\t\t// The round's AWSPENDING served", "\t\tif false {\n\t\t\t// The round's AWSPENDING served"),
+    ]),
+    "superseded-dialed": ("AWSCURRENT's version is not dialed once AWSPENDING logged in on its account, until the source labels it again", [
+        (L, "v.failed != failed || v.superseded || l.otherWorks(v, now)", "v.failed != failed || l.otherWorks(v, now)"),
+    ]),
     "trial-not-claimed": ("a version not proven is dialed by one Connect at a time", [
         (A, "\tif s.owner != 0 && now.Before(s.until) {\n\t\treturn 0, s.until, false\n\t}", ""),
     ]),

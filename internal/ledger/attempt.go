@@ -60,6 +60,7 @@ const (
 type Next[T any] struct {
 	Step    Step
 	Stage   Stage     // StepFetch: the stage to fetch, "" for both
+	Poll    bool      // StepFetch: a poll while nothing is dialable
 	Since   time.Time // StepFetch
 	Bypass  bool      // StepFetch
 	Ticket  Ticket[T] // StepDial
@@ -149,7 +150,7 @@ func fetchStep[T any](a *Attempt, f Fetch) Next[T] {
 	if f.Stage != Pending {
 		a.refreshed = true // the round is complete
 	}
-	return Next[T]{Step: StepFetch, Stage: f.Stage, Since: f.Since, Bypass: bypass}
+	return Next[T]{Step: StepFetch, Stage: f.Stage, Since: f.Since, Bypass: bypass, Poll: f.Poll}
 }
 
 // Started records a dial made before the Connect's first Next (the fast

@@ -194,7 +194,7 @@ type Ledger[T any] struct {
 	lastRefusal time.Time // the latest begin time of a refused dial
 	lastFetch   time.Time // the latest fetch round the ledger asked for began at or after this
 	curFetch    time.Time // the latest fetch of AWSCURRENT began at or after this
-	pendingOnly bool      // the round of lastFetch has fetched AWSPENDING only
+	pendingOnly bool      // the round of lastFetch has fetched AWSPENDING only, which has not logged in
 	stuckSince  time.Time // since when nothing has been dialable; zero when something is
 	waiting     bool      // a Wait decision is outstanding: close changed on news
 	changed     chan struct{}
@@ -215,6 +215,12 @@ type version[T any] struct {
 	holdUntil time.Time
 	failed    bool      // the last outcome was a failure other than 1045
 	failedAt  time.Time // when it was reported
+	// superseded: labelled AWSCURRENT when the version labelled AWSPENDING
+	// logged in on its account (the rotation's new password), and not
+	// labelled AWSCURRENT by the source since. Not dialed until the source
+	// says so again (its label is stale: the ledger fetched AWSPENDING
+	// only).
+	superseded bool
 }
 
 // New returns an empty ledger.
@@ -299,6 +305,10 @@ func (l *Ledger[T]) Observe(stage Stage, key Key, acct Account, payload T, now t
 	}
 	if l.labels[stage] != v {
 		l.labels[stage] = v
+		l.notify()
+	}
+	if stage == Current && v.superseded {
+		v.superseded = false
 		l.notify()
 	}
 	l.evict()
@@ -433,7 +443,7 @@ func (l *Ledger[T]) Decide(now time.Time) Decision[T] {
 	}
 	for _, failed := range [...]bool{false, true} {
 		for _, v := range cands {
-			if v == nil || v.failed != failed || l.otherWorks(v, now) {
+			if v == nil || v.failed != failed || v.superseded || l.otherWorks(v, now) {
 				continue
 			}
 			if t, ok := l.try(v, now, &w); ok {
@@ -608,6 +618,16 @@ func (l *Ledger[T]) report(t Ticket[T], o Outcome, detail error, now time.Time) 
 		switched = l.good != v
 		l.good, l.last = v, v
 		l.stuckSince = time.Time{}
+		if l.labels[Pending] == v {
+			// The round's AWSPENDING served: it needs no AWSCURRENT, and a
+			// later refusal of v begins a new round. The version labelled
+			// AWSCURRENT on the account is the old password until the
+			// source labels it again.
+			l.pendingOnly = false
+			if cur := l.labels[Current]; cur != nil && cur != v && cur.acct == v.acct {
+				cur.superseded = true
+			}
+		}
 		// The account's password is v's now: other versions of the account
 		// proven before this login are not any more.
 		for _, w := range l.versions {
