@@ -33,10 +33,11 @@
 // setSecret step, seconds to minutes before finishSecret moves the
 // AWSCURRENT label to the new version. In that window a new connection made
 // with AWSCURRENT fails with MySQL error 1045 ("access denied"). When the
-// driver meets 1045 it refreshes AWSCURRENT and reads AWSPENDING in one
-// round trip shared by every connection of the process, tries the new
-// version with one connection, and sends every later connection to the
-// version that logged in.
+// driver meets 1045 it reads AWSPENDING (which holds the new password
+// during a rotation; AWSCURRENT follows only when AWSPENDING is absent or
+// refused), in one call shared by every connection of the process, tries
+// the new version with one connection, and sends every later connection to
+// the version that logged in.
 //
 // Servers lock an account after repeated failed logins, so the driver keeps
 // its own within a small budget: a password the server refused is not

@@ -28,8 +28,8 @@ const (
 	DefaultIAMTokenTTL = IAMTokenLifetime - 30*time.Second
 	// IAMCredentialsMargin is how long before its signing credentials
 	// expire a token is renewed (RDS refuses a token once they have): a
-	// minute, or a quarter of the credentials' remaining life at signing
-	// when that is shorter.
+	// minute, or half the credentials' remaining life at signing when that
+	// is shorter.
 	IAMCredentialsMargin = time.Minute
 )
 
@@ -49,8 +49,8 @@ var ErrIAMCredentials = errors.New("no AWS credentials to sign the IAM authentic
 // rotated role or session credentials are used as soon as the provider
 // returns them. A token is bounded by the credentials that signed it: when
 // they can expire (aws.Credentials.CanExpire), the Secret's RefreshBy is
-// their expiry less IAMCredentialsMargin (a quarter of their remaining
-// life when that is shorter), so the cache signs the next token before RDS
+// their expiry less IAMCredentialsMargin (half their remaining life when
+// that is shorter), so the cache signs the next token before RDS
 // would refuse this one, and its Expires (half the margin before, and
 // never later than the token's own lifetime) stops the cache serving it.
 //
@@ -280,8 +280,8 @@ func SameSecondWait(last time.Time, sameCreds bool, now time.Time) time.Duration
 // renewed at the latest (refreshBy) and when it stops being served
 // (expires). A token lives IAMTokenLifetime; when creds can expire, RDS
 // refuses it once they have, so refreshBy is their expiry less a margin
-// (IAMCredentialsMargin, or a quarter of their remaining life when that is
-// shorter) and expires is half the margin before their expiry. Without an
+// (IAMCredentialsMargin, or half their remaining life when that is
+// shorter: a login takes time, and a short session leaves it little) and expires is half the margin before their expiry. Without an
 // expiry, refreshBy is zero (the cache's TTL decides) and expires is the
 // token's lifetime.
 func TokenBounds(signed time.Time, creds aws.Credentials) (refreshBy, expires time.Time) {
@@ -290,7 +290,7 @@ func TokenBounds(signed time.Time, creds aws.Credentials) (refreshBy, expires ti
 		return time.Time{}, expires
 	}
 	left := creds.Expires.Sub(signed)
-	margin := min(IAMCredentialsMargin, left/4)
+	margin := min(IAMCredentialsMargin, left/2)
 	if margin < 0 {
 		margin = 0
 	}

@@ -88,7 +88,7 @@ func TestIAMFetchErrors(t *testing.T) {
 }
 
 // TestTokenBounds: a token is renewed a margin before its signing
-// credentials expire (a minute, or a quarter of their remaining life), is
+// credentials expire (a minute, or half their remaining life), is
 // not served past half that margin, and never past its own lifetime.
 func TestTokenBounds(t *testing.T) {
 	signed := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -100,7 +100,7 @@ func TestTokenBounds(t *testing.T) {
 		{"static keys", aws.Credentials{}, -1, IAMTokenLifetime},
 		{"hour session", aws.Credentials{CanExpire: true, Expires: signed.Add(time.Hour)}, 59 * time.Minute, IAMTokenLifetime},
 		{"ten minutes left", aws.Credentials{CanExpire: true, Expires: signed.Add(10 * time.Minute)}, 9 * time.Minute, 9*time.Minute + 30*time.Second},
-		{"three seconds left", aws.Credentials{CanExpire: true, Expires: signed.Add(3 * time.Second)}, 2250 * time.Millisecond, 2625 * time.Millisecond},
+		{"three seconds left", aws.Credentials{CanExpire: true, Expires: signed.Add(3 * time.Second)}, 1500 * time.Millisecond, 2250 * time.Millisecond},
 		{"already expired", aws.Credentials{CanExpire: true, Expires: signed.Add(-time.Second)}, -time.Second, -time.Second},
 	} {
 		r, e := TokenBounds(signed, tc.creds)
