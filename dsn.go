@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/arn"
@@ -90,6 +91,15 @@ type Config struct {
 	// The agent token travels in every request: allow it only over a
 	// network path you trust.
 	AllowRemoteAgent bool
+	// AgentToken, when set, is the token the agent source sends, instead of
+	// the one it reads from AWS_TOKEN, AWS_SESSION_TOKEN,
+	// AWS_CONTAINER_AUTHORIZATION_TOKEN or the agent's token file (see
+	// credsource.Agent): for a program that gets the token from elsewhere
+	// (a Lambda or ECS task reading its own configuration). Empty means
+	// the environment. It prints as [redacted] (credsource.Token) and
+	// has no DSN parameter: a token does not belong in a connection string.
+	// Option: WithAgentToken.
+	AgentToken credsource.Token
 	// CredentialSource, when set, replaces Source entirely.
 	CredentialSource credsource.Source
 	// Logger receives the connector's events (secret fetched, 1045
@@ -260,6 +270,36 @@ func WithAgentEndpoint(endpoint string) Option {
 // network path you trust.
 func WithAllowRemoteAgent(allow bool) Option {
 	return func(c *Config) error { c.AllowRemoteAgent = allow; return nil }
+}
+
+// WithAgentToken sets Config.AgentToken: the token the agent source sends
+// to the Secrets Manager Agent or the Lambda extension, given in Go instead
+// of through AWS_TOKEN or the token file (which it then does not read).
+// The token is never printed, logged or put in an error. An empty token, or
+// one with a control character inside, is refused.
+func WithAgentToken(token string) Option {
+	return func(c *Config) error {
+		t := credsource.Token(strings.TrimSpace(token))
+		if t == "" {
+			return fmt.Errorf("%w: agent token is empty", ErrInvalidDSN)
+		}
+		if err := checkAgentToken(t); err != nil {
+			return err
+		}
+		c.AgentToken = t
+		return nil
+	}
+}
+
+// checkAgentToken refuses a token that no agent accepts, without quoting it.
+func checkAgentToken(t credsource.Token) error {
+	if t != "" && strings.TrimSpace(string(t)) == "" {
+		return fmt.Errorf("%w: agent token is only white space", ErrInvalidDSN)
+	}
+	if strings.ContainsFunc(strings.TrimSpace(string(t)), unicode.IsControl) {
+		return fmt.Errorf("%w: agent token has a control character (a line break inside?): not a token the agent accepts", ErrInvalidDSN)
+	}
+	return nil
 }
 
 // WithTLSConfig sets the TLS configuration of every connection. When its
@@ -853,18 +893,21 @@ func (c *Config) validate() error {
 	case c.AllowInsecureIAM:
 		return fmt.Errorf("%w: allowInsecureIAM applies to source=iam only", ErrInvalidDSN)
 	}
+	if err := checkAgentToken(c.AgentToken); err != nil {
+		return err
+	}
 	if c.CredentialSource == nil {
 		if _, err := sourceFactory(c.Source); err != nil {
 			return fmt.Errorf("%w: parameter \"source\": %w", ErrInvalidDSN, err)
 		}
 		// The agent's settings with a source list that has no agent: one
 		// of the two is a mistake.
-		if (c.AgentEndpoint != "" || c.AllowRemoteAgent) && !usesSource(c.Source, "agent") {
+		if (c.AgentEndpoint != "" || c.AllowRemoteAgent || c.AgentToken != "") && !usesSource(c.Source, "agent") {
 			src := c.Source
 			if src == "" {
 				src = "secretsmanager"
 			}
-			return fmt.Errorf("%w: agentEndpoint and allowRemoteAgent apply to source=agent, but source is %q", ErrInvalidDSN, src)
+			return fmt.Errorf("%w: agentEndpoint, allowRemoteAgent and the agent token (WithAgentToken) apply to source=agent, but source is %q", ErrInvalidDSN, src)
 		}
 	}
 	if err := c.validateReplicaRegions(); err != nil {

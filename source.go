@@ -23,7 +23,7 @@ var sourceFactories = map[string]func(c *Config) (credsource.Source, error){
 		}, nil
 	},
 	"agent": func(c *Config) (credsource.Source, error) {
-		a := &credsource.Agent{SecretID: c.SecretID, Endpoint: c.AgentEndpoint, AllowRemote: c.AllowRemoteAgent, Keys: c.Keys}
+		a := &credsource.Agent{SecretID: c.SecretID, Endpoint: c.AgentEndpoint, AllowRemote: c.AllowRemoteAgent, Token: c.AgentToken, Keys: c.Keys}
 		// Refuse a bad endpoint (or port variable) at sql.Open, before any
 		// request could carry the token there.
 		if _, err := a.BaseURL(); err != nil {

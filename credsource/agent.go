@@ -57,10 +57,10 @@ const maxAgentBody = 1 << 20
 //
 // PORT is PARAMETERS_SECRETS_EXTENSION_HTTP_PORT when set, else 2773;
 // Endpoint overrides the whole base URL. The token sent in
-// X-Aws-Parameters-Secrets-Token comes from AWS_TOKEN, AWS_SESSION_TOKEN or
-// AWS_CONTAINER_AUTHORIZATION_TOKEN (the first set; file://PATH reads it
-// from PATH), else from TokenFile when readable. It is read again for each
-// request and never appears in an error.
+// X-Aws-Parameters-Secrets-Token is Token when set; else it comes from
+// AWS_TOKEN, AWS_SESSION_TOKEN or AWS_CONTAINER_AUTHORIZATION_TOKEN (the
+// first set; file://PATH reads it from PATH), else from TokenFile when
+// readable, read again for each request. It never appears in an error.
 //
 // AWSCURRENT is asked for without versionStage, so the agent's cache entry
 // is the one other clients of the agent share (its cache key is the literal
@@ -87,6 +87,13 @@ type Agent struct {
 	// TokenFile is read when no token variable is set; empty means
 	// DefaultAgentTokenFile.
 	TokenFile string
+	// Token, when set, is the token sent, and the variables and TokenFile
+	// are not read: for a program that gets the token from somewhere
+	// other than its environment (its own configuration store, a file it
+	// reads itself). Surrounding white space is trimmed. It prints as
+	// [redacted] (see Token) and never appears in an error; errors name
+	// it "Agent.Token".
+	Token Token
 	// Keys names the JSON keys of the secret's fields; the zero value
 	// reads the RDS keys (username, password, host, port, dbname).
 	Keys Keys
@@ -188,6 +195,48 @@ func isLoopbackHost(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// Token is a bearer token, such as the agent's, that prints as [redacted]
+// under every fmt verb (%v, %+v, %#v, %s, %q, %x...) and marshals (JSON,
+// text) as [redacted], so that a configuration printed or logged whole does
+// not show it; an empty Token prints empty. string(t) is its value.
+type Token string
+
+// String returns Redacted, or "" for an empty token.
+func (t Token) String() string {
+	if t == "" {
+		return ""
+	}
+	return Redacted
+}
+
+// GoString is the redacted form for %#v.
+func (t Token) GoString() string { return "credsource.Token(" + strconv.Quote(t.String()) + ")" }
+
+// Format prints the redacted form under every verb.
+func (t Token) Format(f fmt.State, verb rune) {
+	switch {
+	case verb == 'v' && f.Flag('#'):
+		_, _ = io.WriteString(f, t.GoString())
+	case verb == 'q':
+		_, _ = io.WriteString(f, strconv.Quote(t.String()))
+	default:
+		_, _ = io.WriteString(f, t.String())
+	}
+}
+
+// MarshalText returns the redacted form, so that encoding/json and
+// log/slog's JSON handler do not write the token either.
+func (t Token) MarshalText() ([]byte, error) { return []byte(t.String()), nil }
+
+var (
+	_ fmt.Formatter  = Token("")
+	_ fmt.GoStringer = Token("")
+	_ fmt.Stringer   = Token("")
+)
+
+// agentTokenField names Agent.Token in errors (the value is never printed).
+const agentTokenField = "Agent.Token"
+
 // agentToken is the token and where it came from (for errors; the value is
 // never printed).
 type agentToken struct {
@@ -195,9 +244,17 @@ type agentToken struct {
 	from  string // e.g. "AWS_TOKEN", "AWS_TOKEN (file:///run/token)", "file /var/run/awssmatoken"
 }
 
-// token finds the token the way the agent does; for an agent off this host
-// (remote), only from AWS_TOKEN or the token file.
+// token finds the token: Token when set, else the way the agent does; for
+// an agent off this host (remote), only from AWS_TOKEN or the token file.
 func (a *Agent) token(remote bool) (agentToken, error) {
+	if a.Token != "" {
+		tok := strings.TrimSpace(string(a.Token))
+		if tok == "" {
+			return agentToken{}, fmt.Errorf("agent source: %w: %s is only white space", ErrUnavailable, agentTokenField)
+		}
+		remember(tok)
+		return agentToken{value: tok, from: agentTokenField}, nil
+	}
 	names := AgentTokenEnv
 	if remote {
 		names = RemoteAgentTokenEnv
@@ -228,10 +285,10 @@ func (a *Agent) token(remote bool) (agentToken, error) {
 		return agentToken{value: tok, from: "file " + path}, nil
 	}
 	if remote {
-		return agentToken{}, fmt.Errorf("agent source: %w: no token for the agent at %s, which is not on this host: only AWS_TOKEN (a value file://PATH reads the token from PATH) or the token file %s is sent off the host; AWS_SESSION_TOKEN and AWS_CONTAINER_AUTHORIZATION_TOKEN are AWS credentials and never are",
+		return agentToken{}, fmt.Errorf("agent source: %w: no token for the agent at %s, which is not on this host: only Agent.Token (Go: WithAgentToken), AWS_TOKEN (a value file://PATH reads the token from PATH) or the token file %s is sent off the host; AWS_SESSION_TOKEN and AWS_CONTAINER_AUTHORIZATION_TOKEN are AWS credentials and never are",
 			ErrUnavailable, a.base, path)
 	}
-	return agentToken{}, fmt.Errorf("agent source: %w: no token for the Secrets Manager Agent or Lambda extension: set %s (the first set is used; a value file://PATH reads the token from PATH), or make %s readable",
+	return agentToken{}, fmt.Errorf("agent source: %w: no token for the Secrets Manager Agent or Lambda extension: set %s (the first set is used; a value file://PATH reads the token from PATH), make %s readable, or give it in Go (Agent.Token; rotatingmysql.WithAgentToken)",
 		ErrUnavailable, strings.Join(AgentTokenEnv, ", "), path)
 }
 

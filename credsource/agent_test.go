@@ -2,7 +2,9 @@ package credsource
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -286,6 +288,7 @@ func TestAgentToken(t *testing.T) {
 		name    string
 		env     map[string]string
 		file    string // Agent.TokenFile
+		token   Token  // Agent.Token
 		wantErr string // "" for success
 		refused string // for a 403: where the error must say the token came from
 	}{
@@ -299,13 +302,18 @@ func TestAgentToken(t *testing.T) {
 		{name: "default token file", file: tokenFile},
 		{name: "wrong session token", env: map[string]string{"AWS_SESSION_TOKEN": "wrong-token-456"}, refused: "AWS_SESSION_TOKEN"},
 		{name: "none", wantErr: "AWS_TOKEN, AWS_SESSION_TOKEN, AWS_CONTAINER_AUTHORIZATION_TOKEN"},
+		{name: "Agent.Token without variables", token: Token(w.fake.Token())},
+		{name: "Agent.Token wins over a wrong AWS_TOKEN", token: Token(w.fake.Token()), env: map[string]string{"AWS_TOKEN": "wrong-token-456"}},
+		{name: "Agent.Token trimmed", token: Token(" " + w.fake.Token() + "\n")},
+		{name: "Agent.Token wrong, the variable not tried", token: "wrong-token-456", env: map[string]string{"AWS_TOKEN": w.fake.Token()}, refused: "Agent.Token"},
+		{name: "Agent.Token only white space", token: " \n", env: map[string]string{"AWS_TOKEN": w.fake.Token()}, wantErr: "Agent.Token is only white space"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			unset()
 			for k, v := range tc.env {
 				t.Setenv(k, v)
 			}
-			src := &Agent{SecretID: w.arn, TokenFile: cmpOr(tc.file, filepath.Join(dir, "no-default"))}
+			src := &Agent{SecretID: w.arn, TokenFile: cmpOr(tc.file, filepath.Join(dir, "no-default")), Token: tc.token}
 			defer src.Close()
 			before := w.fake.Requests()
 			sec, err := src.Fetch(ctx, Request{})
@@ -344,6 +352,40 @@ func TestAgentToken(t *testing.T) {
 			t.Fatalf("error %v", err)
 		}
 	})
+}
+
+// TestTokenNeverPrinted: a Token, alone or in an Agent, prints as
+// [redacted] under every verb and in JSON; an empty one prints empty.
+func TestTokenNeverPrinted(t *testing.T) {
+	const value = "tok-Never-Printed-7781"
+	tok := Token(value)
+	src := &Agent{SecretID: "s", Token: tok}
+	type holder struct {
+		Tok Token
+		In  *Agent
+	}
+	h := &holder{Tok: tok, In: src}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%X", "%d", "%10.3s"} {
+		for name, v := range map[string]any{"Token": tok, "*Agent": src, "struct": *h, "*struct": h} {
+			out := fmt.Sprintf(verb, v)
+			if strings.Contains(out, value) || strings.Contains(out, fmt.Sprintf("%x", value)) || strings.Contains(out, fmt.Sprintf("%X", value)) {
+				t.Errorf("%s of %s prints the token: %s", verb, name, out)
+			}
+		}
+	}
+	if got := fmt.Sprintf("%v|%q|%#v", tok, tok, tok); got != `[redacted]|"[redacted]"|credsource.Token("[redacted]")` {
+		t.Errorf("Token prints %s", got)
+	}
+	b, err := json.Marshal(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), value) || !strings.Contains(string(b), `"Tok":"[redacted]"`) {
+		t.Errorf("JSON %s", b)
+	}
+	if got := fmt.Sprintf("%v|%q", Token(""), Token("")); got != `|""` {
+		t.Errorf("empty Token prints %s, want it empty", got)
+	}
 }
 
 func cmpOr(a, b string) string {
