@@ -174,14 +174,15 @@ func TestEmptyDSN(t *testing.T) {
 // the first connection with the server's error naming it (1193). (A near
 // miss of rotatingmysql's own names is refused at sql.Open: TestBadDSN.)
 func TestUnknownDSNParameter(t *testing.T) {
-	// Serial: sets environment variables (t.Setenv).
+	t.Parallel()
 	b := newBed(t, "unknown-Param-Pw")
-	db := b.openDSN(b.arn + "?no_such_variable=3")
+	// The DSN parsed as sql.Open parses it; the emulator's aws.Config in Go.
+	db := b.openParams("no_such_variable=3")
 	err := db.Ping()
 	if n := mysqlErrNumber(err); n != 1193 || !strings.Contains(err.Error(), "no_such_variable") {
 		t.Errorf("error %d %v, want the server's 1193 naming it", n, err)
 	}
-	db = b.openDSN(b.arn + "?sql_mode=%27ANSI_QUOTES%27&tls=false&connectionAttributes=svc:api(v2)%2Fprod")
+	db = b.openParams("sql_mode=%27ANSI_QUOTES%27&tls=false&connectionAttributes=svc:api(v2)%2Fprod")
 	var mode string
 	if err := db.QueryRow("SELECT @@SESSION.sql_mode").Scan(&mode); err != nil {
 		t.Fatal(err)
@@ -316,7 +317,7 @@ func (b *badAgent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // without the token or a password; once a good version is cached, the same
 // answers do not fail any connection (the cached password still works).
 func TestBadAgentAnswers(t *testing.T) {
-	// Serial: sets environment variables (t.Setenv).
+	t.Parallel()
 	b := newBed(t, "bad-Agent-Real-Pw")
 	ag, err := rotatingmysqltest.NewAgent(b.sm.Store(), badAgentToken)
 	if err != nil {
@@ -326,10 +327,17 @@ func TestBadAgentAnswers(t *testing.T) {
 	ba := &badAgent{ag: ag}
 	srv := httptest.NewServer(ba)
 	t.Cleanup(srv.Close)
-	t.Setenv("AWS_TOKEN", badAgentToken)
-	t.Setenv("AWS_SESSION_TOKEN", "")
-	t.Setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", "")
 	dsn := b.arn + "?source=agent&agentEndpoint=" + srv.URL
+	// The DSN as sql.Open parses it; the token in Go, not the environment.
+	open := func(t *testing.T, dsn string) *sql.DB {
+		t.Helper()
+		cfg, err := rotatingmysql.ParseDSN(dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, db := openConfig(t, cfg, rotatingmysql.WithAgentToken(badAgentToken))
+		return db
+	}
 	secrets := []string{badAgentToken, b.password, badInputPW}
 
 	for _, tc := range []struct {
@@ -361,12 +369,8 @@ func TestBadAgentAnswers(t *testing.T) {
 			answer := tc.agentAnswer
 			ba.bad.Store(&answer)
 			defer ba.bad.Store(nil)
-			db, err := sql.Open("rotatingmysql", dsn)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
-			err = db.Ping()
+			db := open(t, dsn)
+			err := db.Ping()
 			if err == nil {
 				t.Fatal("connected through a bad answer")
 			}
@@ -382,11 +386,7 @@ func TestBadAgentAnswers(t *testing.T) {
 
 			// Warm: the cached version serves through the bad answers.
 			ba.bad.Store(nil)
-			db2, err := sql.Open("rotatingmysql", dsn+"&ttl=50ms")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db2.Close()
+			db2 := open(t, dsn+"&ttl=50ms")
 			db2.SetMaxIdleConns(0)
 			ping(t, db2)
 			ba.bad.Store(&answer)

@@ -446,7 +446,8 @@ func (b *bed) grantedDatabase() string {
 // openSource opens a pool (no idle connections) on the bed's secret
 // through the Secrets Manager API ("secretsmanager") or through the
 // Secrets Manager Agent ("agent", with the agent's cache TTL of 300 s, its
-// default), with opts.
+// default; its token given with WithAgentToken, not the environment), with
+// opts.
 func (b *bed) openSource(source string, opts ...rotatingmysql.Option) *sql.DB {
 	b.t.Helper()
 	if source == "agent" {
@@ -456,11 +457,7 @@ func (b *bed) openSource(source string, opts ...rotatingmysql.Option) *sql.DB {
 		}
 		b.t.Cleanup(func() { ag.Close() })
 		ag.SetTTL(300 * time.Second)
-		for k, v := range ag.Env() {
-			b.t.Setenv(k, v)
-		}
-		opts = append(opts, func(c *rotatingmysql.Config) error { c.Source = "agent"; return nil },
-			rotatingmysql.WithAgentEndpoint(ag.URL()))
+		opts = append(opts, withAgent(ag))
 	}
 	db := b.open(opts...)
 	db.SetMaxIdleConns(0)
@@ -477,10 +474,11 @@ var bothSources = []string{"secretsmanager", "agent"}
 // periods after finishSecret, no login fails and the application sees no
 // error.
 func TestBoundManagedRotation(t *testing.T) {
-	// Serial: the agent's token comes from the environment (t.Setenv).
+	t.Parallel()
 	const hold = 2 * time.Second
 	for _, source := range bothSources {
 		t.Run(source, func(t *testing.T) {
+			t.Parallel()
 			b := newBed(t, "bound-Managed-pw")
 			p := b.proxied()
 			db := b.openSource(source, rotatingmysql.WithRefusedHold(hold))
@@ -513,9 +511,10 @@ func TestBoundManagedRotation(t *testing.T) {
 // once. The version the pool proved before is dialed as a single trial
 // first: at most 2 failed logins, and every connection opens.
 func TestBoundStampedeAfterRotation(t *testing.T) {
-	// Serial: the agent's token comes from the environment (t.Setenv).
+	t.Parallel()
 	for _, source := range bothSources {
 		t.Run(source, func(t *testing.T) {
+			t.Parallel()
 			b := newBed(t, "bound-Stampede-pw")
 			p := b.proxied()
 			db := b.openSource(source)

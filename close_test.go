@@ -18,7 +18,9 @@ import (
 // goroutine that was not there before (no exception for the SDK's HTTP
 // connections), and the emulator holds no connection.
 func TestOpenCloseLeavesNothing(t *testing.T) {
-	// Serial: sets environment variables (t.Setenv).
+	// Serial: counts the process's goroutines (runtime.NumGoroutine and
+	// goleak), which parallel tests change; and it opens the databases
+	// through the AWS environment (t.Setenv), as an application does.
 	const n = 100
 	b := newBed(t, "close-Initial-Pw-1")
 	for k, v := range b.sm.Env() {

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+
 	"github.com/rotatingmysql/rotatingmysql"
 	"github.com/rotatingmysql/rotatingmysql/internal/testdb"
 	"github.com/rotatingmysql/rotatingmysql/retry"
@@ -335,12 +337,19 @@ func TestErrorsSayWhoseDeadline(t *testing.T) {
 // one source and cache: 1 GetSecretValue call to open them all, at most 4
 // during a full rotation under load, and 0 application errors.
 func TestSharedCacheEightPools(t *testing.T) {
-	// Serial: sets environment variables (t.Setenv).
+	t.Parallel()
 	b := newBed(t, "shared-Eight-pw")
+	// The DSN parsed as sql.Open parses it, and one aws.Config in Go for
+	// every pool (rather than the environment), as an application passes
+	// its own; its credentials an aws.CredentialsCache, as
+	// config.LoadDefaultConfig makes them. (A bare
+	// credentials.StaticCredentialsProvider holds a slice: a connector
+	// given one keeps its own cache.)
+	awsCfg := b.sm.AWSConfig()
+	awsCfg.Credentials = aws.NewCredentialsCache(awsCfg.Credentials)
 	dbs := make([]*sql.DB, 8)
 	for i := range dbs {
-		dbs[i] = b.openDSN(b.arn)
-		dbs[i].SetMaxIdleConns(0)
+		dbs[i] = b.openParams("", rotatingmysql.WithAWSConfig(awsCfg))
 	}
 	for _, db := range dbs {
 		ping(t, db)
@@ -372,7 +381,7 @@ func TestSharedCacheEightPools(t *testing.T) {
 		t.Errorf("%d GetSecretValue calls during the rotation, want at most 4", calls)
 	}
 	// Isolated, each pool would pay its own refresh: the opt-out works.
-	iso := b.openDSN(b.arn + "?sharedCache=false")
+	iso := b.openParams("sharedCache=false", rotatingmysql.WithAWSConfig(awsCfg))
 	before := b.apiCalls()
 	ping(t, iso)
 	if b.apiCalls() != before+1 {

@@ -33,15 +33,14 @@ func (b *bed) customSecret(password string) string {
 // in the DSN, goes through a full single-user rotation (written under the
 // same keys) while 8 workers dial: 0 errors.
 func TestSecretKeysRotationUnderLoad(t *testing.T) {
-	// Serial: sets environment variables (t.Setenv).
+	t.Parallel()
 	b := newBed(t, "keys-Initial-Pw-1")
 	if _, err := b.sm.Store().PutSecretValue(b.arn, b.customSecret(b.password), nil); err != nil {
 		t.Fatal(err)
 	}
 	b.rot.Keys = rotatingmysqltest.Keys(dbKeys)
 	b.rot.Pause = 300 * time.Millisecond
-	db := b.openDSN(b.arn + "?" + dbKeysParams + "&ttl=200ms")
-	db.SetMaxIdleConns(0)
+	db := b.openParams(dbKeysParams + "&ttl=200ms") // the emulator's aws.Config in Go, not the environment
 	ping(t, db)
 	l := startLoad(db, 8)
 	err := b.rot.Rotate(context.Background())

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials/processcreds"
 
 	"github.com/rotatingmysql/rotatingmysql"
@@ -39,10 +41,10 @@ var canaryOutputs = map[string]string{
 	"not json":       `export AWS_SECRET_ACCESS_KEY=` + canarySecret + ` AWS_SESSION_TOKEN=` + canaryToken,
 }
 
-// useCredentialProcess points the SDK's default chain at a profile whose
-// credential_process prints output, and at the emulator; no other
-// credentials are reachable.
-func useCredentialProcess(t *testing.T, sm *rotatingmysqltest.SecretsManager, output string) {
+// credentialProcessFiles writes a shared config file with a profile
+// "canary" whose credential_process prints output, and an empty shared
+// credentials file; it returns their paths.
+func credentialProcessFiles(t *testing.T, output string) (conf, creds string) {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "out.txt"), []byte(output+"\n"), 0o600); err != nil {
@@ -52,14 +54,23 @@ func useCredentialProcess(t *testing.T, sm *rotatingmysqltest.SecretsManager, ou
 	if err := os.WriteFile(script, []byte("#!/bin/sh\ncat '"+filepath.Join(dir, "out.txt")+"'\n"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	conf := filepath.Join(dir, "config")
+	conf = filepath.Join(dir, "config")
 	if err := os.WriteFile(conf, []byte("[profile canary]\ncredential_process = "+script+"\nregion = "+rotatingmysqltest.Region+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	empty := filepath.Join(dir, "credentials")
-	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+	creds = filepath.Join(dir, "credentials")
+	if err := os.WriteFile(creds, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return conf, creds
+}
+
+// useCredentialProcess points the SDK's default chain, through the
+// environment, at a profile whose credential_process prints output, and at
+// the emulator; no other credentials are reachable.
+func useCredentialProcess(t *testing.T, sm *rotatingmysqltest.SecretsManager, output string) {
+	t.Helper()
+	conf, empty := credentialProcessFiles(t, output)
 	for k, v := range sm.Env() {
 		t.Setenv(k, v)
 	}
@@ -71,6 +82,26 @@ func useCredentialProcess(t *testing.T, sm *rotatingmysqltest.SecretsManager, ou
 	} {
 		t.Setenv(k, v)
 	}
+}
+
+// credentialProcessConfig loads, with config.LoadDefaultConfig and no
+// environment, an aws.Config whose credentials come from a profile whose
+// credential_process prints output (the profile named explicitly wins over
+// any credentials in the environment), and whose endpoint is the
+// emulator's.
+func credentialProcessConfig(t *testing.T, sm *rotatingmysqltest.SecretsManager, output string) aws.Config {
+	t.Helper()
+	conf, empty := credentialProcessFiles(t, output)
+	cfg, err := config.LoadDefaultConfig(context.Background(),
+		config.WithSharedConfigProfile("canary"),
+		config.WithSharedConfigFiles([]string{conf}),
+		config.WithSharedCredentialsFiles([]string{empty}),
+		config.WithRegion(rotatingmysqltest.Region),
+		config.WithBaseEndpoint(sm.URL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }
 
 // leakCheck collects every output channel and reports any canary in one.
@@ -118,66 +149,97 @@ func (l *leakCheck) check() {
 	}
 }
 
-// TestRedactCredentialProcessOutput: with the SDK's default chain and a
-// credential_process helper whose output the SDK cannot parse (its error
-// quotes the whole output, keys included), no canary key or token reaches
-// the Ping error under any verb, the debug logs (text and JSON), Stats,
-// HealthCheck or RotationStatus; errors.As still finds the SDK's
-// *processcreds.ProviderError.
+// TestRedactCredentialProcessOutput: with a credential_process helper
+// whose output the SDK cannot parse (its error quotes the whole output,
+// keys included), no canary key or token reaches the Ping error under any
+// verb, the debug logs (text and JSON), Stats, HealthCheck or
+// RotationStatus; errors.As still finds the SDK's
+// *processcreds.ProviderError. The program's aws.Config is loaded from the
+// profile with config.LoadDefaultConfig (files named in Go);
+// TestRedactCredentialProcessDefaultChain goes through the environment and
+// the library's own default chain.
 func TestRedactCredentialProcessOutput(t *testing.T) {
+	t.Parallel()
 	for name, output := range canaryOutputs {
 		t.Run(name, func(t *testing.T) {
-			sm, err := rotatingmysqltest.NewSecretsManager()
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { sm.Close() })
-			arn, _, err := sm.Store().CreateSecret(testdb.UniqueName("canary"), rotatingmysqltest.SecretJSON("127.0.0.1", 3306, "app", "app-Password-0001", "appdb"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			useCredentialProcess(t, sm, output)
-
-			var text, js logBuffer
-			opts := &slog.HandlerOptions{Level: slog.LevelDebug}
-			logger := slog.New(teeHandler(slog.NewTextHandler(&text, opts), slog.NewJSONHandler(&js, opts)))
-			c, db := openConfig(t, rotatingmysql.NewConfig(arn), rotatingmysql.WithLogger(logger))
-
-			l := newLeakCheck(t, canarySecret, canaryToken)
-			pingErr := db.Ping()
-			l.err("Ping", pingErr)
-			var pe *processcreds.ProviderError
-			if !errors.As(pingErr, &pe) {
-				t.Errorf("errors.As finds no *processcreds.ProviderError in %v", pingErr)
-			}
-			if !strings.Contains(pingErr.Error(), "credential_process") {
-				t.Errorf("Ping error %q does not say the credential_process failed", pingErr)
-			}
-			st := c.Stats()
-			l.err("Stats().LastError", st.LastError)
-			l.add("Stats %+v", fmt.Sprintf("%+v", st))
-			l.add("Stats %#v", fmt.Sprintf("%#v", st))
-			h := c.HealthCheck(context.Background())
-			l.err("Health.Err", h.Err)
-			l.add("Health.String", h.String())
-			l.add("Health %+v", fmt.Sprintf("%+v", h))
-			hj, err := json.Marshal(h)
-			if err != nil {
-				t.Fatal(err)
-			}
-			l.add("Health JSON", string(hj))
-			_, rsErr := c.RotationStatus(context.Background())
-			l.err("RotationStatus", rsErr)
-			if !errors.As(rsErr, &pe) {
-				t.Errorf("errors.As finds no *processcreds.ProviderError in the RotationStatus error %v", rsErr)
-			}
-			l.add("text log", text.String())
-			l.add("JSON log", js.String())
-			l.check()
-			if testing.Verbose() {
-				t.Logf("Ping error: %v", pingErr)
-			}
+			t.Parallel()
+			sm, arn := canarySecretsManager(t)
+			checkCredentialProcessRedacted(t, arn, rotatingmysql.WithAWSConfig(credentialProcessConfig(t, sm, output)))
 		})
+	}
+}
+
+// TestRedactCredentialProcessDefaultChain: TestRedactCredentialProcessOutput
+// through the environment (AWS_PROFILE, AWS_CONFIG_FILE) and the SDK's
+// default chain that the library loads itself (no aws.Config given), with
+// the output the SDK quotes whole.
+func TestRedactCredentialProcessDefaultChain(t *testing.T) {
+	// Serial: points the SDK's default chain at the profile through the
+	// environment (t.Setenv), which is what this test is about.
+	sm, arn := canarySecretsManager(t)
+	useCredentialProcess(t, sm, canaryOutputs["bad expiration"])
+	checkCredentialProcessRedacted(t, arn)
+}
+
+// canarySecretsManager starts an emulator holding a secret and returns it
+// and the secret's ARN.
+func canarySecretsManager(t *testing.T) (*rotatingmysqltest.SecretsManager, string) {
+	t.Helper()
+	sm, err := rotatingmysqltest.NewSecretsManager()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sm.Close() })
+	arn, _, err := sm.Store().CreateSecret(testdb.UniqueName("canary"), rotatingmysqltest.SecretJSON("127.0.0.1", 3306, "app", "app-Password-0001", "appdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sm, arn
+}
+
+// checkCredentialProcessRedacted opens the secret arn with opts, whose AWS
+// credentials come from a failing credential_process, and checks that no
+// canary reaches any output.
+func checkCredentialProcessRedacted(t *testing.T, arn string, opts ...rotatingmysql.Option) {
+	t.Helper()
+	var text, js logBuffer
+	lo := &slog.HandlerOptions{Level: slog.LevelDebug}
+	logger := slog.New(teeHandler(slog.NewTextHandler(&text, lo), slog.NewJSONHandler(&js, lo)))
+	c, db := openConfig(t, rotatingmysql.NewConfig(arn), append(opts, rotatingmysql.WithLogger(logger))...)
+
+	l := newLeakCheck(t, canarySecret, canaryToken)
+	pingErr := db.Ping()
+	l.err("Ping", pingErr)
+	var pe *processcreds.ProviderError
+	if !errors.As(pingErr, &pe) {
+		t.Errorf("errors.As finds no *processcreds.ProviderError in %v", pingErr)
+	}
+	if !strings.Contains(pingErr.Error(), "credential_process") {
+		t.Errorf("Ping error %q does not say the credential_process failed", pingErr)
+	}
+	st := c.Stats()
+	l.err("Stats().LastError", st.LastError)
+	l.add("Stats %+v", fmt.Sprintf("%+v", st))
+	l.add("Stats %#v", fmt.Sprintf("%#v", st))
+	h := c.HealthCheck(context.Background())
+	l.err("Health.Err", h.Err)
+	l.add("Health.String", h.String())
+	l.add("Health %+v", fmt.Sprintf("%+v", h))
+	hj, err := json.Marshal(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.add("Health JSON", string(hj))
+	_, rsErr := c.RotationStatus(context.Background())
+	l.err("RotationStatus", rsErr)
+	if !errors.As(rsErr, &pe) {
+		t.Errorf("errors.As finds no *processcreds.ProviderError in the RotationStatus error %v", rsErr)
+	}
+	l.add("text log", text.String())
+	l.add("JSON log", js.String())
+	l.check()
+	if testing.Verbose() {
+		t.Logf("Ping error: %v", pingErr)
 	}
 }
 
@@ -186,6 +248,7 @@ func TestRedactCredentialProcessOutput(t *testing.T) {
 // quotes the token in an AWS error: neither the Ping error, Stats, the
 // health check nor the logs hold the token.
 func TestRedactAgentEcho(t *testing.T) {
+	t.Parallel()
 	store := rotatingmysqltest.NewStore()
 	arn, _, err := store.CreateSecret(testdb.UniqueName("echo"), rotatingmysqltest.SecretJSON("127.0.0.1", 3306, "app", "app-Password-0002", "appdb"))
 	if err != nil {
@@ -196,16 +259,9 @@ func TestRedactAgentEcho(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { agent.Close() })
-	for k, v := range agent.Env() {
-		t.Setenv(k, v)
-	}
-	// The token from a file, so that no variable holds it: the source must
-	// redact it by itself.
-	tokFile := filepath.Join(t.TempDir(), "token")
-	if err := os.WriteFile(tokFile, []byte(canaryAgentTk+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("AWS_TOKEN", "file://"+tokFile)
+	// The token given in Go (Agent.Token), so that no variable holds it:
+	// the source must redact it by itself. (credsource's
+	// TestAgentErrorNeverQuotesToken reads it from AWS_TOKEN=file://PATH.)
 	for name, f := range map[string]rotatingmysqltest.Fault{
 		"plain text echo": {Status: 502, EchoHeaders: true},
 		"AWS error echo":  {Type: "InternalServiceError", EchoHeaders: true},
@@ -218,7 +274,7 @@ func TestRedactAgentEcho(t *testing.T) {
 			var text, js logBuffer
 			opts := &slog.HandlerOptions{Level: slog.LevelDebug}
 			logger := slog.New(teeHandler(slog.NewTextHandler(&text, opts), slog.NewJSONHandler(&js, opts)))
-			c, db := openConfig(t, rotatingmysql.NewConfig(arn), rotatingmysql.WithSource(&credsource.Agent{SecretID: arn, Endpoint: agent.URL()}),
+			c, db := openConfig(t, rotatingmysql.NewConfig(arn), rotatingmysql.WithSource(&credsource.Agent{SecretID: arn, Endpoint: agent.URL(), Token: canaryAgentTk}),
 				rotatingmysql.WithLogger(logger), rotatingmysql.WithSharedCache(false))
 			l := newLeakCheck(t, canaryAgentTk)
 			pingErr := db.Ping()

@@ -62,8 +62,15 @@ func checkAgentRequests(t *testing.T, ag *rotatingmysqltest.Agent) (refreshes in
 	return refreshes
 }
 
+// TestAgentSourceRotationUnderLoad: a single-user rotation behind the
+// agent while 16 workers dial, and one with the agent killed just before
+// setSecret and restarted 500 ms later: at most 15 agent requests, no API
+// call, at most 20 failed logins by the driver. The source is configured
+// in Go (endpoint and WithAgentToken); TestChainAgentNotFoundEndsChain and
+// TestAgentSourceEndpoint read the agent's port and token from the
+// environment.
 func TestAgentSourceRotationUnderLoad(t *testing.T) {
-	// Serial: sets environment variables (t.Setenv).
+	t.Parallel()
 	for _, tc := range []struct {
 		name    string
 		restart bool // kill the agent just before setSecret, restart it 500ms after
@@ -72,9 +79,10 @@ func TestAgentSourceRotationUnderLoad(t *testing.T) {
 		{name: "agent restarted in the window", restart: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			b := newBed(t, "agent-Initial-Pw-1")
-			ag := startAgent(t, b.sm.Store())
-			db := b.openDSN(b.arn + "?source=agent")
+			ag := newAgent(t, b.sm.Store(), agentToken)
+			db := b.open(withAgent(ag))
 			db.SetMaxIdleConns(0)
 			ping(t, db)
 			denied0 := b.deniedLogins()
