@@ -353,8 +353,9 @@ func TestBoundTLSPoolBesidePlainPool(t *testing.T) {
 // with isolated caches and one with its own aws.Config, share their trials
 // of the account (user@host:port): with max_password_errors = 3 the account is
 // not blocked (the right password still logs in afterwards, no 4150).
-// Serial: max_password_errors is a server-wide global.
 func TestBoundFourPoolsOneWrongSecret(t *testing.T) {
+	// Serial: sets the server-wide max_password_errors, which would block
+	// the accounts of parallel tests.
 	b := newBed(t, "bound-Four-pools-pw")
 	p := b.proxied()
 	b.srv.TempGlobal(t, "max_password_errors", 3)

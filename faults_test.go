@@ -463,12 +463,7 @@ func TestCancelWhileFetching(t *testing.T) {
 // number of times; in the chain agent,secretsmanager the API answers meanwhile. Either way the
 // application sees no error.
 func TestFaultAgentKilledMidRotation(t *testing.T) {
-	// Serial: sets environment variables (t.Setenv): the agent token, the
-	// same for both cases (the endpoint is an option), so that the cases
-	// run in parallel.
-	for k, v := range map[string]string{"AWS_TOKEN": badAgentToken, "AWS_SESSION_TOKEN": "", "AWS_CONTAINER_AUTHORIZATION_TOKEN": ""} {
-		t.Setenv(k, v)
-	}
+	t.Parallel()
 	const down = 2 * time.Second
 	for _, source := range []string{"agent", "agent,secretsmanager"} {
 		t.Run(source, func(t *testing.T) {
@@ -481,7 +476,7 @@ func TestFaultAgentKilledMidRotation(t *testing.T) {
 			t.Cleanup(func() { ag.Close() })
 			c, db := b.openWithConnector(
 				func(c *rotatingmysql.Config) error { c.Source = source; return nil },
-				rotatingmysql.WithAgentEndpoint(ag.URL()),
+				rotatingmysql.WithAgentEndpoint(ag.URL()), rotatingmysql.WithAgentToken(ag.Token()),
 			)
 			db.SetMaxIdleConns(0)
 			ping(t, db)

@@ -366,6 +366,7 @@ func TestNoPasswordInLogsOrErrors(t *testing.T) {
 // connector, error and secret type under every fmt verb and checks that no
 // password appears.
 func TestFormatRedactsPasswords(t *testing.T) {
+	t.Parallel()
 	b := newBed(t, "fmt-Initial-Pw-1")
 	ctx := context.Background()
 	cfg := rotatingmysql.NewConfig(b.arn)

@@ -173,14 +173,15 @@ func TestDSNReplicaRegions(t *testing.T) {
 // on to the API, whose own region is down (500s): the replica answers and
 // the connection logs in.
 func TestReplicaBehindAgent(t *testing.T) {
+	t.Parallel()
 	b := newReplicaBed(t)
-	t.Setenv("AWS_TOKEN", "agent-token-unused")
 	b.r.Primary().Fail("GetSecretValue", rotatingmysqltest.Fault{Status: 500})
 	cfg, err := rotatingmysql.ParseDSN(b.arn + "?source=agent,secretsmanager&agentEndpoint=http://127.0.0.1:9&replicaRegions=us-west-2,eu-west-1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, db := openConfig(t, cfg, rotatingmysql.WithAWSConfig(b.r.AWSConfig()), rotatingmysql.WithIsolateCache(true))
+	_, db := openConfig(t, cfg, rotatingmysql.WithAWSConfig(b.r.AWSConfig()), rotatingmysql.WithIsolateCache(true),
+		rotatingmysql.WithAgentToken("agent-token-unused"))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := db.PingContext(ctx); err != nil {

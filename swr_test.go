@@ -13,12 +13,14 @@ import (
 
 // TestStaleWhileRevalidateSecretsManagerBlackHoled: with a 1 s TTL, the
 // Secrets Manager stops answering (requests are held, never answered) for
-// 3 TTLs while 4 goroutines Ping a pool that dials every connection. The
+// 3 TTLs while 4 goroutines Ping a pool that dials every connection,
+// loadRate Pings a second in all (not flat out: a new login each). The
 // cached AWSCURRENT serves every Ping: no error, and no connection waited
 // for a fetch (counted by the cache); one background refresh asks the
 // emulator once, its request held; the others do not pile up behind it.
 // The slowest Ping is logged.
 func TestStaleWhileRevalidateSecretsManagerBlackHoled(t *testing.T) {
+	t.Parallel()
 	const ttl = time.Second
 	b := newBed(t, "swr-Blackhole-Pw")
 	c, db := b.openWithConnector(rotatingmysql.WithTTL(ttl))
@@ -37,11 +39,14 @@ func TestStaleWhileRevalidateSecretsManagerBlackHoled(t *testing.T) {
 		wg      sync.WaitGroup
 	)
 	end := time.Now().Add(3 * ttl)
+	pace := time.NewTicker(time.Second / loadRate)
+	defer pace.Stop()
 	for range 4 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for time.Now().Before(end) {
+				<-pace.C
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				start := time.Now()
 				err := db.PingContext(ctx)
