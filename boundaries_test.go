@@ -156,6 +156,7 @@ func TestBoundHungLoginHoldsNoOne(t *testing.T) {
 // lease, which is not scaled: so its Pings run one after the other, each a
 // login of 3 s under a retryTimeout of 1 s.
 func TestBoundSlowGreeting(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name     string
 		delay    time.Duration
