@@ -237,19 +237,24 @@ func TestHistoryRollbackAfterPending(t *testing.T) {
 // trial, then one probe per hold, the hold doubling up to the TTL): the
 // account is not blocked, and the right password still logs in.
 //
-// make test runs it with a 250 ms hold for 4 s (budget: 1 + 4 probes);
+// make test runs it with a 125 ms hold and a 1 s TTL for 2 s (budget: 1 +
+// 4 probes, at 125 ms, 375 ms, 875 ms and 1.875 s);
 // ROTATINGMYSQL_WRONG_FOR=3m runs the default 1-minute hold for 3 minutes
 // with max_password_errors = 10 (budget: 1 + 2 probes).
 func TestHistoryWrongEverywhereHolds(t *testing.T) {
 	// Serial: sets the server-wide max_password_errors, which would block
 	// the accounts of parallel tests.
-	hold, ttl, run, limit := 250*time.Millisecond, 2*time.Second, 4*time.Second, 6
+	hold, ttl, run, limit := 125*time.Millisecond, time.Second, 2*time.Second, 6
+	// Scaled with the hold: the last Pings run up to retryTimeout past the
+	// end (2.5 s), which the next probe (1 s, the TTL, after the one at
+	// 1.875 s) must not reach.
+	retryTimeout := 500 * time.Millisecond
 	if v := os.Getenv("ROTATINGMYSQL_WRONG_FOR"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
 			t.Fatalf("ROTATINGMYSQL_WRONG_FOR: %v", err)
 		}
-		hold, ttl, run, limit = rotatingmysql.DefaultRefusedHold, 15*time.Minute, d, 10
+		hold, ttl, run, limit, retryTimeout = rotatingmysql.DefaultRefusedHold, 15*time.Minute, d, 10, time.Second
 	}
 	b := newBed(t, "wrong-Everywhere-Real")
 	b.srv.TempGlobal(t, "max_password_errors", limit)
@@ -257,10 +262,7 @@ func TestHistoryWrongEverywhereHolds(t *testing.T) {
 		t.Fatal(err)
 	}
 	c, db := b.openWithConnector(rotatingmysql.WithRefusedHold(hold), rotatingmysql.WithTTL(ttl),
-		// 1 s, unscaled with the hold: the last Pings run up to 1 s past
-		// the end, which the next probe (2 s after the one at 3.75 s)
-		// must not reach.
-		rotatingmysql.WithRetryPolicy(retry.Policy{Timeout: time.Second}))
+		rotatingmysql.WithRetryPolicy(retry.Policy{Timeout: retryTimeout}))
 	db.SetMaxIdleConns(0)
 	denied0 := b.deniedLogins()
 	start := make(chan struct{})
