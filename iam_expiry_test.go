@@ -52,30 +52,20 @@ func (s *shortSessions) count() int {
 }
 
 // TestIAMTokensOutliveShortCredentials: the AWS credentials that sign the
-// tokens expire 4.5 s after they are issued, and the front refuses a token
-// once its signing credentials have expired, as RDS does, however young
-// the token. A pool under load (every query a new login) across several
-// expiries, with the default token TTL (14.5 min), sees 0 refused logins
-// and 0 errors: each token is renewed before its credentials expire, not
-// after a refusal.
-//
-// The margins scale with the credentials' life (a token is renewed a
-// quarter of their remaining life before they expire, and no longer served
-// an eighth before): with 4.5 s, the last login on a token starts at
-// least 560 ms before the front checks its expiry. (With 3 s, 375 ms: a
-// TLS login under -race on a loaded 2-core machine took longer, and the
-// test failed under load.) Two workers: the logins need only be
-// continuous, and the TLS logins of more workers are the load that slows
-// them.
+// tokens expire every 3 s, and the front refuses a token once its signing
+// credentials have expired, as RDS does, however young the token. A pool
+// under load (every query a new login) across several expiries, with the
+// default token TTL (14.5 min), sees 0 refused logins and 0 errors: each
+// token is renewed before its credentials expire, not after a refusal.
 func TestIAMTokensOutliveShortCredentials(t *testing.T) {
 	t.Parallel()
 	b := newIAMBed(t)
-	sessions := &shortSessions{front: b.front, life: 4500 * time.Millisecond}
+	sessions := &shortSessions{front: b.front, life: 3 * time.Second}
 	cfgAWS := aws.Config{Region: iamRegion, Credentials: sessions}
 	_, db := openConfig(t, rotatingmysql.NewIAMConfig(iamUser, b.front.Host(), b.front.Port(), b.db),
 		rotatingmysql.WithAWSConfig(cfgAWS), rotatingmysql.WithTLSConfig(b.front.ClientTLSConfig()))
 	db.SetMaxIdleConns(0)
-	l := startLoad(db, 2)
+	l := startLoad(db, 4)
 	defer l.cancel()
 	// Several expiries: wait for sessions, not for time.
 	deadline := time.Now().Add(30 * time.Second)
