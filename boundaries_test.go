@@ -157,6 +157,7 @@ func TestBoundHungLoginHoldsNoOne(t *testing.T) {
 // login of 3 s under a retryTimeout of 1 s.
 func TestBoundSlowGreeting(t *testing.T) {
 	t.Parallel()
+	goRun, waitRuns := concurrentSubtests(t)
 	for _, tc := range []struct {
 		name     string
 		delay    time.Duration
@@ -166,11 +167,10 @@ func TestBoundSlowGreeting(t *testing.T) {
 		{"3s greeting, retryTimeout=1s", 3 * time.Second, "retryTimeout=1s", false},
 		{"12s greeting, defaults", 12 * time.Second, "", true},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
+		goRun(tc.name, func(t *testing.T) {
 			if testing.Short() && tc.delay > 5*time.Second {
 				t.Skipf("-short: a %v greeting; the 3 s variant checks the same rule", tc.delay)
 			}
-			t.Parallel()
 			b := newBed(t, "bound-Slow-greeting-pw")
 			p := b.proxied()
 			p.SetGreetingDelay(tc.delay)
@@ -211,6 +211,7 @@ func TestBoundSlowGreeting(t *testing.T) {
 			logTally(t, p, b.user, time.Time{}, "slow greeting")
 		})
 	}
+	waitRuns()
 }
 
 // TestBoundCancelledTrialOfNewUser: AWSCURRENT moves to a new user B (a
@@ -445,6 +446,24 @@ func (b *bed) grantedDatabase() string {
 	return name
 }
 
+// concurrentSubtests returns goRun, which runs f as t's subtest name in a
+// goroutine of its own, and waitRuns, which waits for those subtests to
+// end. The subtests run at once, in the -parallel slot of their parallel
+// parent, instead of each waiting for a slot of its own as t.Parallel
+// subtests do: for the subtests of a long test that mostly waits, which
+// would otherwise start late and end the run late.
+func concurrentSubtests(t *testing.T) (goRun func(name string, f func(t *testing.T)), waitRuns func()) {
+	var wg sync.WaitGroup
+	goRun = func(name string, f func(t *testing.T)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t.Run(name, f)
+		}()
+	}
+	return goRun, wg.Wait
+}
+
 // openSource opens a pool (no idle connections) on the bed's secret
 // through the Secrets Manager API ("secretsmanager") or through the
 // Secrets Manager Agent ("agent", with the agent's cache TTL of 300 s, its
@@ -477,10 +496,10 @@ var bothSources = []string{"secretsmanager", "agent"}
 // error.
 func TestBoundManagedRotation(t *testing.T) {
 	t.Parallel()
+	goRun, waitRuns := concurrentSubtests(t)
 	const hold = 2 * time.Second
 	for _, source := range bothSources {
-		t.Run(source, func(t *testing.T) {
-			t.Parallel()
+		goRun(source, func(t *testing.T) {
 			b := newBed(t, "bound-Managed-pw")
 			p := b.proxied()
 			db := b.openSource(source, rotatingmysql.WithRefusedHold(hold))
@@ -506,6 +525,7 @@ func TestBoundManagedRotation(t *testing.T) {
 			}
 		})
 	}
+	waitRuns()
 }
 
 // TestBoundStampedeAfterRotation: a pool idle (no login for more than a
