@@ -132,6 +132,9 @@ func (c *Connector) observe(stage credsource.Stage, sec *credsource.Secret) erro
 	}
 	v.secret.Store(sec)
 	c.ledger.Observe(ledger.Stage(stage), key, acct, v, time.Now())
+	if !sec.Expires.IsZero() {
+		c.ledger.Expires(key, sec.Expires) // an IAM token: not dialed past it
+	}
 	c.mu.RLock()
 	_, known := c.dialers[key]
 	c.mu.RUnlock()

@@ -1,6 +1,7 @@
 package rotatingmysql
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"reflect"
@@ -206,6 +207,7 @@ type fetchKey struct {
 	replicas                                      string // the replica regions, in order
 	keys                                          credsource.Keys
 	allowRemoteAgent                              bool
+	agentToken                                    [sha256.Size]byte // of Config.AgentToken, when set (never the token)
 	ttl                                           time.Duration
 	aws                                           awsKey
 	awsCredentials, awsHTTPClient                 any
@@ -234,6 +236,10 @@ func (c *Config) shareKey() (k fetchKey, ok bool) {
 		replicas:      strings.Join(c.ReplicaRegions, ","),
 		agentEndpoint: c.AgentEndpoint, allowRemoteAgent: c.AllowRemoteAgent, ttl: c.TTL,
 		smClient: c.SecretsManagerClient, customSource: c.CredentialSource, logger: c.Logger,
+	}
+	if c.AgentToken != "" {
+		// Connectors that send another token get another answer (or a 403).
+		k.agentToken = sha256.Sum256([]byte(c.AgentToken))
 	}
 	if a := c.AWSConfig; a != nil {
 		if len(a.APIOptions) > 0 || len(a.ServiceOptions) > 0 || a.Retryer != nil || !emptySlices(a.Interceptors) ||

@@ -57,6 +57,36 @@ func TestShareKeyNeverPanics(t *testing.T) {
 
 // TestShareKeySeparatesAWSSettings: two aws.Configs that differ in a
 // setting that changes which client answers do not share a source.
+// TestShareKeySeparatesAgentTokens: connectors on one secret and agent
+// with other tokens (WithAgentToken) do not share a source; with the same
+// token they do.
+func TestShareKeySeparatesAgentTokens(t *testing.T) {
+	key := func(token string) fetchKey {
+		cfg, err := ParseDSN("arn:aws:secretsmanager:us-east-1:123456789012:secret:share-AbCdEf?source=agent")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var opts []Option
+		if token != "" {
+			opts = append(opts, WithAgentToken(token))
+		}
+		if err := cfg.Apply(opts...); err != nil {
+			t.Fatal(err)
+		}
+		k, ok := cfg.shareKey()
+		if !ok {
+			t.Fatal("not shared")
+		}
+		return k
+	}
+	if key("token-a") == key("token-b") || key("token-a") == key("") {
+		t.Error("connectors with other agent tokens share a source")
+	}
+	if key("token-a") != key("token-a") {
+		t.Error("connectors with the same agent token do not share a source")
+	}
+}
+
 func TestShareKeySeparatesAWSSettings(t *testing.T) {
 	key := func(a aws.Config) fetchKey {
 		cfg := NewConfig("arn:aws:secretsmanager:us-east-1:123456789012:secret:share-AbCdEf")

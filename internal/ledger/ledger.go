@@ -221,6 +221,9 @@ type version[T any] struct {
 	// says so again (its label is stale: the ledger fetched AWSPENDING
 	// only).
 	superseded bool
+	// expires, when set, is when the version stops being valid (an IAM
+	// token, bounded by its signing credentials): not dialed from then on.
+	expires time.Time
 }
 
 // New returns an empty ledger.
@@ -329,6 +332,21 @@ func (l *Ledger[T]) NotFound(stage Stage) {
 	}
 }
 
+// Expires records that the version key stops being valid at t (an IAM
+// token): from t on it is not dialed, and it is no longer preferred.
+func (l *Ledger[T]) Expires(key Key, t time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if v := l.versions[key]; v != nil {
+		v.expires = t
+	}
+}
+
+// expired reports whether v is past its expiry at now. l.mu is held.
+func (v *version[T]) expired(now time.Time) bool {
+	return !v.expires.IsZero() && !now.Before(v.expires)
+}
+
 // Fetched records that the caller fetched stage from the source with a
 // fetch that began at or after since (the fetch the ledger asked for with
 // FetchDue), and gave the ledger its answer (Observe, NotFound). Stage ""
@@ -403,6 +421,12 @@ func (l *Ledger[T]) Decide(now time.Time) Decision[T] {
 	}
 	var w waitFor
 	cur := l.labels[Current]
+	if g := l.good; g != nil && g.expired(now) {
+		// An IAM token past its bound: RDS refuses it, however well it
+		// worked. The source's newer version takes over.
+		g.proven = false
+		l.good = nil
+	}
 	if g := l.good; g != nil && l.outdated(g) {
 		// Another password logged in on the account after g last did, or
 		// another ledger of the same login settings had g refused since
@@ -443,7 +467,7 @@ func (l *Ledger[T]) Decide(now time.Time) Decision[T] {
 	}
 	for _, failed := range [...]bool{false, true} {
 		for _, v := range cands {
-			if v == nil || v.failed != failed || v.superseded || l.otherWorks(v, now) {
+			if v == nil || v.failed != failed || v.superseded || v.expired(now) || l.otherWorks(v, now) {
 				continue
 			}
 			if t, ok := l.try(v, now, &w); ok {
