@@ -130,6 +130,9 @@ type Cache struct {
 	log   *slog.Logger
 	now   func() time.Time
 	rules refreshrules.Rules // the timing rules, shared with the fleet drill's simulation
+	// source is the source's failure record, shared by the stages (nil:
+	// each stage backs off on its own failures only). Guarded by mu.
+	source *refreshrules.Source
 
 	ctx    context.Context // ends at Close; background refreshes wait on it
 	cancel context.CancelFunc
@@ -199,7 +202,9 @@ func NewCache(src Source, opts CacheOptions) *Cache {
 		now = time.Now
 	}
 	c := &Cache{src: src, opts: opts, log: log, now: now, entries: make(map[Stage]*entry, 2), bySource: make(map[string]uint64, 2),
-		rules: refreshrules.Rules{TTL: opts.TTL, MinRefreshInterval: opts.MinRefreshInterval, FailureJitter: 0}}
+		rules: refreshrules.Rules{TTL: opts.TTL, MinRefreshInterval: opts.MinRefreshInterval,
+			FailureJitter: refreshrules.DefaultFailureJitter, MaxFailureStep: 2},
+		source: &refreshrules.Source{}}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c
 }
@@ -287,18 +292,18 @@ func (c *Cache) Peek(stage Stage) *Secret {
 // fresh reports whether e answers a forced refresh asking for news since
 // (refreshrules.Rules.Fresh). Called with c.mu held.
 func (c *Cache) fresh(e *entry, since, now time.Time) bool {
-	return c.rules.Fresh(&e.Entry, e.val != nil, since, now)
+	return c.rules.Fresh(&e.Entry, c.source, e.val != nil, since, now)
 }
 
 // failureBackoff is when, after e's failed fetches in a row, the source may
 // be asked again; zero without failures. Called with c.mu held.
-func (c *Cache) failureBackoff(e *entry) time.Time { return c.rules.FailureBackoff(&e.Entry) }
+func (c *Cache) failureBackoff(e *entry) time.Time { return c.rules.FailureBackoff(&e.Entry, c.source) }
 
 // retryAt is, for an entry with no good version, until when its last
 // answer stands (refreshrules.Rules.RetryAt). Called with c.mu held.
 func (c *Cache) retryAt(e *entry, force bool) time.Time {
 	var se *SecretError
-	return c.rules.RetryAt(&e.Entry, errors.As(e.err, &se), force)
+	return c.rules.RetryAt(&e.Entry, c.source, errors.As(e.err, &se), force)
 }
 
 // sleepUntil waits until t by the cache's clock, or until ctx ends or the
@@ -496,7 +501,7 @@ func (c *Cache) revalidate(e *entry, stage Stage) {
 		c.mu.Lock()
 		// Not before the failure backoff that forced refreshes keep either:
 		// a failing service is not asked again at once.
-		wait := c.rules.RevalidateWait(&e.Entry, try, b, c.now())
+		wait := c.rules.RevalidateWait(&e.Entry, c.source, try, b, c.now())
 		c.mu.Unlock()
 		if wait > 0 {
 			t := time.NewTimer(wait)
@@ -573,7 +578,8 @@ func (c *Cache) fetch(ctx context.Context, f *flight, e *entry, stage Stage, for
 	if err == nil {
 		refreshBy = val.RefreshBy
 	}
-	c.rules.Fetched(&e.Entry, o, force, e.val != nil, start, end, refreshBy)
+	var se *SecretError
+	c.rules.Fetched(&e.Entry, c.source, o, !errors.As(err, &se), force, e.val != nil, start, end, refreshBy)
 	e.fetches++
 	e.err = err
 	switch {

@@ -42,7 +42,6 @@ const (
 	sdkRetryCost        = 14  // a retry of another error
 	sdkNoRetryIncrement = 1   // a first attempt that succeeds
 	sdkMaxBackoff       = 20 * time.Second
-	sdkThrottleBase     = time.Second           // throttling errors
 	sdkBaseDelay        = 50 * time.Millisecond // other retryable errors
 )
 
@@ -166,6 +165,7 @@ type vsim struct {
 
 	quota    float64
 	interval time.Duration
+	spread   time.Duration // the deploy's
 	apiLat   time.Duration
 	loginLat time.Duration
 	queryLat time.Duration
@@ -216,10 +216,11 @@ func (s *vsim) sec() *vsecond {
 
 // jitter draws a latency of median d: uniform over [0.5d, 1.5d], or with
 // -latency-sigma σ > 0 log-normal (a heavy tail, as on a loaded machine:
-// σ = 1 puts the 99th percentile at 10 times the median).
+// σ = 1 puts the 99th percentile at 10 times the median), cut at 10 times
+// the median (a login or request does not hang for ever).
 func (s *vsim) jitter(d time.Duration) time.Duration {
 	if s.o.latencySigma > 0 {
-		return time.Duration(float64(d) * math.Exp(s.o.latencySigma*s.rng.NormFloat64()))
+		return time.Duration(float64(d) * min(10, math.Exp(s.o.latencySigma*s.rng.NormFloat64())))
 	}
 	return time.Duration(float64(d) * (0.5 + s.rng.Float64()))
 }
@@ -297,6 +298,7 @@ type vproc struct {
 	agent   *vagent
 	tokens  int // the SDK retryer's token bucket
 	lastSec *vsecret
+	source  *refreshrules.Source // the cache's failure record of the source, with -shared-backoff
 
 	waiting []*vconnect // connects in a StepWait
 
@@ -379,7 +381,7 @@ func (p *vproc) load(st credsource.Stage, since time.Time, force, bypass bool, b
 		now := s.clk.now
 		switch {
 		case !e.Started.IsZero() && e.val == nil && e.err != nil:
-			retry := s.rules.RetryAt(&e.Entry, false, force)
+			retry := s.rules.RetryAt(&e.Entry, p.source, false, force)
 			if joined || (force && s.rules.AnswersForced(&e.Entry, since, now)) {
 				k(e.answer())
 				return
@@ -398,7 +400,7 @@ func (p *vproc) load(st credsource.Stage, since time.Time, force, bypass bool, b
 			}
 			k(e.val, nil)
 			return
-		case force && s.rules.Fresh(&e.Entry, e.val != nil, since, now):
+		case force && s.rules.Fresh(&e.Entry, p.source, e.val != nil, since, now):
 			k(e.answer())
 			return
 		}
@@ -454,7 +456,7 @@ func (p *vproc) fetched(e *ventry, f *vflight, force bool, start time.Time, sec 
 		o = refreshrules.Failed
 		s.fetchErrors++
 	}
-	s.rules.Fetched(&e.Entry, o, force, e.val != nil, start, s.clk.now, time.Time{})
+	s.rules.Fetched(&e.Entry, p.source, o, true, force, e.val != nil, start, s.clk.now, time.Time{})
 	e.err = err
 	if err == nil {
 		e.val = sec
@@ -486,9 +488,9 @@ func (p *vproc) revalidate(e *ventry, st credsource.Stage) {
 			return
 		}
 		if try == 1 {
-			b = s.rules.NewRevalidateBackOff()
+			b = s.seeded(s.rules.NewRevalidateBackOff())
 		}
-		wait := s.rules.RevalidateWait(&e.Entry, try, b, s.clk.now)
+		wait := s.rules.RevalidateWait(&e.Entry, p.source, try, b, s.clk.now)
 		s.clk.after(max(wait, 0), func() {
 			if s.clk.now.Before(e.Expires) {
 				e.revalidating = false
@@ -579,7 +581,7 @@ func (p *vproc) fetchSource(st credsource.Stage, bypass bool, k func(*vsecret, e
 				p.tokens -= cost
 				base := sdkBaseDelay
 				if throttled {
-					base = sdkThrottleBase
+					base = s.o.sdkThrottleBackoff
 				}
 				delay := min(base<<(attempt-1), sdkMaxBackoff)
 				attempt++
@@ -710,7 +712,7 @@ func (c *vconnect) recover(failed ledger.Ticket[int], o ledger.Outcome) {
 	p, s := c.p, c.p.s
 	c.deadline = s.clk.now.Add(retry.DefaultTimeout)
 	c.at = &ledger.Attempt{Deadline: c.deadline, MaxLogins: retry.DefaultMaxLogins}
-	c.bo = retry.DefaultPolicy().NewBackOff()
+	c.bo = s.seeded(retry.DefaultPolicy().NewBackOff())
 	if failed != (ledger.Ticket[int]{}) {
 		c.at.Started()
 		c.at.After(failed.Key(), failed.Claim, o)
@@ -938,7 +940,7 @@ func runVirtual(ctx context.Context, o *options, progress io.Writer) (*Report, e
 	if ttl <= 0 {
 		ttl = credsource.DefaultTTL
 	}
-	s.rules = refreshrules.Rules{TTL: ttl, MinRefreshInterval: vMinRefresh, FailureJitter: o.failureJitter, Rand: s.rng}
+	s.rules = refreshrules.Rules{TTL: ttl, MinRefreshInterval: vMinRefresh, FailureJitter: o.failureJitter, MaxFailureStep: o.failureSteps, Rand: s.rng}
 	s.clk.epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	s.clk.now = s.clk.epoch
 	s.tokensAt = s.clk.now
@@ -951,9 +953,20 @@ func runVirtual(ctx context.Context, o *options, progress io.Writer) (*Report, e
 		s.agents = append(s.agents, &vagent{cached: map[credsource.Stage]int{}, fetched: map[credsource.Stage]time.Time{}})
 	}
 	s.mark(stepBefore, 0)
+	// The deploy: every process starts within -start-spread, by default
+	// within one interval (a random phase each, as processes started at
+	// once drift apart).
+	spread := o.startSpread
+	if !o.startSpreadSet {
+		spread = s.interval
+	}
+	s.spread = spread
 	s.procs = make([]*vproc, o.processes)
 	for i := range o.processes {
 		p := &vproc{s: s, id: i, tokens: sdkRetryTokens}
+		if o.sharedBackoff {
+			p.source = &refreshrules.Source{}
+		}
 		p.led = ledger.New[int](ledger.Options{Hold: rotatingmysql.DefaultRefusedHold, MaxHold: max(ttl, rotatingmysql.DefaultRefusedHold),
 			Accounts: ledger.NewAccounts()})
 		if len(s.agents) > 0 {
@@ -961,8 +974,8 @@ func runVirtual(ctx context.Context, o *options, progress io.Writer) (*Report, e
 		}
 		s.procs[i] = p
 		start := time.Duration(0)
-		if o.startSpread > 0 {
-			start = time.Duration(s.rng.Int64N(int64(o.startSpread)))
+		if spread > 0 {
+			start = time.Duration(s.rng.Int64N(int64(spread)))
 		}
 		nFresh := (o.processWorkers + 1) / 2
 		for w := range o.processWorkers {
@@ -974,7 +987,7 @@ func runVirtual(ctx context.Context, o *options, progress io.Writer) (*Report, e
 	// The timeline: a quarter of the duration after the deploy (spread
 	// over -start-spread), the rotations, then the rest.
 	quarter := o.duration / 4
-	rotAt := o.startSpread + quarter
+	rotAt := spread + quarter
 	t := rotAt
 	for i := 1; i <= o.rotations; i++ {
 		at := func(d time.Duration, fn func()) { s.clk.at(s.clk.epoch.Add(d), fn) }
@@ -1010,7 +1023,7 @@ func runVirtual(ctx context.Context, o *options, progress io.Writer) (*Report, e
 		at := t
 		s.clk.at(s.clk.epoch.Add(at), func() { s.mark(stepAfter, o.rotations) })
 	}
-	end := max(o.startSpread+o.duration, t+quarter)
+	end := max(spread+o.duration, t+quarter)
 
 	if !o.quiet {
 		fmt.Fprintf(progress, "rotation-drill: %d virtual processes (%d workers each, every %v, no cache shared), %s; quota %s GetSecretValue/s\n",
@@ -1095,3 +1108,34 @@ func (h *vhist) quantile(q float64) float64 {
 	}
 	return 0
 }
+
+// seeded returns b (a backoff.ExponentialBackOff, as the retry policy and
+// the cache's revalidation make) with its jitter drawn from the
+// simulation's random source, so that a seed gives one run: the same
+// intervals, randomized as cenkalti/backoff does.
+func (s *vsim) seeded(b backoff.BackOff) backoff.BackOff {
+	eb, ok := b.(*backoff.ExponentialBackOff)
+	if !ok {
+		return b
+	}
+	v := &vbackoff{eb: eb, factor: eb.RandomizationFactor, rng: s.rng}
+	eb.RandomizationFactor = 0
+	return v
+}
+
+type vbackoff struct {
+	eb     *backoff.ExponentialBackOff
+	factor float64
+	rng    *rand.Rand
+}
+
+func (v *vbackoff) NextBackOff() time.Duration {
+	d := v.eb.NextBackOff()
+	if d == backoff.Stop || v.factor == 0 {
+		return d
+	}
+	delta := v.factor * float64(d)
+	return time.Duration(float64(d) - delta + v.rng.Float64()*(2*delta+1))
+}
+
+func (v *vbackoff) Reset() { v.eb.Reset() }

@@ -17,7 +17,10 @@ type VirtualReport struct {
 	LoginLatencyMS     float64 `json:"login_latency_ms"`
 	LatencySigma       float64 `json:"latency_sigma"`
 	SDKThrottleRetries bool    `json:"sdk_throttle_retries"`
+	SDKThrottleBackoff float64 `json:"sdk_throttle_backoff_ms"`
 	FailureJitter      float64 `json:"failure_jitter"`
+	FailureSteps       int     `json:"failure_steps"`
+	SharedBackoff      bool    `json:"shared_backoff"`
 	StartSpreadMS      float64 `json:"start_spread_ms"`
 	Seed               uint64  `json:"seed"`
 	// RequestsPerProcessPerRotation counts the GetSecretValue requests the
@@ -109,8 +112,8 @@ func (s *vsim) report(end, wall time.Duration) *Report {
 	f.AppErrors, f.GaveUp, f.FetchErrors = s.appErrors, uint64(s.gaveUp), uint64(s.fetchErrors)
 
 	v := &VirtualReport{
-		APILatencyMS: ms(s.apiLat), LoginLatencyMS: ms(s.loginLat), LatencySigma: o.latencySigma, SDKThrottleRetries: o.sdkThrottleRetries,
-		FailureJitter: o.failureJitter, StartSpreadMS: ms(o.startSpread), Seed: o.seed,
+		APILatencyMS: ms(s.apiLat), LoginLatencyMS: ms(s.loginLat), LatencySigma: o.latencySigma, SDKThrottleRetries: o.sdkThrottleRetries, SDKThrottleBackoff: ms(o.sdkThrottleBackoff),
+		FailureJitter: o.failureJitter, FailureSteps: o.failureSteps, SharedBackoff: o.sharedBackoff, StartSpreadMS: ms(s.spread), Seed: o.seed,
 		SimulatedSeconds: end.Seconds(), Events: s.clk.ran, WallSeconds: wall.Seconds(),
 		PeakOverQuota: float64(f.PeakAPIRate) / s.quota,
 	}
@@ -178,8 +181,8 @@ func (s *vsim) report(end, wall time.Duration) *Report {
 func (v *VirtualReport) writeText(w io.Writer, f *FleetReport) {
 	fmt.Fprintf(w, "\nvirtual time: %.1f simulated seconds, %s events in %.1fs of wall time (heap %.0f MB)\n",
 		v.SimulatedSeconds, thousands(v.Events), v.WallSeconds, v.HeapMB)
-	fmt.Fprintf(w, "  models: API latency %.0f ms, login latency %.0f ms (log-normal σ %.1f; 0: uniform ±50%%); SDK retries of throttling: %v; cache failure backoff jitter: ±%.0f%%; deploy spread over %v; seed %d\n",
-		v.APILatencyMS, v.LoginLatencyMS, v.LatencySigma, v.SDKThrottleRetries, 100*v.FailureJitter, time.Duration(v.StartSpreadMS*float64(time.Millisecond)), v.Seed)
+	fmt.Fprintf(w, "  models: API latency %.0f ms, login latency %.0f ms (log-normal σ %.1f; 0: uniform ±50%%); SDK retries of throttling: %v (base %v); cache failure backoff jitter: ±%.0f%%, %d doublings, shared by the stages: %v; deploy spread over %v; seed %d\n",
+		v.APILatencyMS, v.LoginLatencyMS, v.LatencySigma, v.SDKThrottleRetries, time.Duration(v.SDKThrottleBackoff*float64(time.Millisecond)), 100*v.FailureJitter, v.FailureSteps, v.SharedBackoff, time.Duration(v.StartSpreadMS*float64(time.Millisecond)), v.Seed)
 	fmt.Fprintf(w, "  per process per rotation: %.2f requests sent (%.2f served; at most %d by one process), %.2f failed logins (at most %d)\n",
 		v.RequestsPerProcessPerRotation, v.ServedPerProcessPerRotation, v.MaxRequestsOfAProcess, v.FailedLoginsPerProcess, v.MaxFailedLoginsAProcess)
 	if len(f.SwitchedMS) > 0 {

@@ -54,8 +54,20 @@ type Rules struct {
 	// [(1-FailureJitter), (1+FailureJitter)] times itself; 0 keeps the
 	// steps exact, 1 spreads them over [0, 2] times (the mean is the step).
 	FailureJitter float64
+	// MaxFailureStep is the largest step of the failure backoff, in
+	// doublings of MinRefreshInterval: 2 gives 1, 2, 4 x MinRefreshInterval.
+	MaxFailureStep int
 	// Rand is the random source; nil means math/rand/v2's.
 	Rand *rand.Rand
+}
+
+// Source is what the rules keep of the source as a whole: its failures in
+// a row, of any stage. A throttled or unavailable service fails every
+// stage alike, so the failure backoff of one stage holds the forced
+// refreshes of the others too (a nil *Source keeps each stage's own).
+type Source struct {
+	Failures   int
+	RetryAfter time.Time // the end of the source's failure backoff
 }
 
 // Entry is what the rules keep of one stage of a secret.
@@ -103,21 +115,39 @@ func (r *Rules) DrawTTL() time.Duration {
 	return r.TTL - time.Duration(r.int64n(int64(r.TTL/5+1)))
 }
 
+// step draws the failure backoff after failures in a row.
+func (r *Rules) step(failures int) time.Duration {
+	step := r.MinRefreshInterval << min(failures-1, max(r.MaxFailureStep, 0))
+	if j := r.FailureJitter; j > 0 {
+		step = time.Duration(float64(step) * (1 - j + 2*j*r.float64()))
+	}
+	return step
+}
+
 // Fetched records in e a fetch that began at start and ended at end with
 // outcome o; forced says it was a forced refresh, hadValue that the entry
 // held a good version before it; refreshBy is when the version fetched must
-// be refreshed at the latest (zero: no bound of its own).
-func (r *Rules) Fetched(e *Entry, o Outcome, forced, hadValue bool, start, end, refreshBy time.Time) {
+// be refreshed at the latest (zero: no bound of its own). src, when not
+// nil, is the source's record: sourceFailure says the failure was the
+// service's (throttled, unavailable), not the version's (malformed).
+func (r *Rules) Fetched(e *Entry, src *Source, o Outcome, sourceFailure, forced, hadValue bool, start, end, refreshBy time.Time) {
 	e.Started, e.Ended = start, end
 	if o == Failed {
 		e.Failures++
-		step := r.MinRefreshInterval << min(e.Failures-1, 2)
-		if j := r.FailureJitter; j > 0 {
-			step = time.Duration(float64(step) * (1 - j + 2*j*r.float64()))
-		}
-		e.RetryAfter = end.Add(step)
+		e.RetryAfter = end.Add(r.step(e.Failures))
 	} else {
 		e.Failures = 0
+	}
+	if src != nil {
+		switch {
+		case o == Failed && sourceFailure:
+			src.Failures++
+			if t := end.Add(r.step(src.Failures)); t.After(src.RetryAfter) {
+				src.RetryAfter = t
+			}
+		case o != Failed:
+			src.Failures = 0
+		}
 	}
 	if forced {
 		e.ForcedAt = start
@@ -132,13 +162,18 @@ func (r *Rules) Fetched(e *Entry, o Outcome, forced, hadValue bool, start, end, 
 	}
 }
 
-// FailureBackoff is when, after e's failed fetches in a row, the source may
-// be asked again (RetryAfter); zero without failures.
-func (r *Rules) FailureBackoff(e *Entry) time.Time {
-	if e.Failures == 0 {
-		return time.Time{}
+// FailureBackoff is when, after e's failed fetches in a row, or the
+// source's (src, when not nil), the source may be asked again for e's
+// stage; zero without failures.
+func (r *Rules) FailureBackoff(e *Entry, src *Source) time.Time {
+	var t time.Time
+	if e.Failures > 0 {
+		t = e.RetryAfter
 	}
-	return e.RetryAfter
+	if src != nil && src.Failures > 0 && src.RetryAfter.After(t) {
+		t = src.RetryAfter
+	}
+	return t
 }
 
 // Fresh reports whether e answers a forced refresh asking for a fetch begun
@@ -147,7 +182,7 @@ func (r *Rules) FailureBackoff(e *Entry) time.Time {
 // hand (hasValue), the failure backoff runs. Only forced fetches count
 // against the interval: a TTL fetch that happened to run just before a
 // rotation finished must not hold back the refresh that a 1045 calls for.
-func (r *Rules) Fresh(e *Entry, hasValue bool, since, now time.Time) bool {
+func (r *Rules) Fresh(e *Entry, src *Source, hasValue bool, since, now time.Time) bool {
 	if e.Started.IsZero() {
 		return false
 	}
@@ -160,7 +195,7 @@ func (r *Rules) Fresh(e *Entry, hasValue bool, since, now time.Time) bool {
 	// After failed fetches, forced refreshes back off: a throttled or
 	// failing service is not asked again at once by every connection's
 	// recovery, its client having already retried.
-	return hasValue && now.Before(r.FailureBackoff(e))
+	return hasValue && now.Before(r.FailureBackoff(e, src))
 }
 
 // RetryAt is, for an entry with no good version, until when its last answer
@@ -169,14 +204,15 @@ func (r *Rules) Fresh(e *Entry, hasValue bool, since, now time.Time) bool {
 // not-found answer for MinRefreshInterval, and for forced refreshes after
 // failures in a row the failure backoff (a Get with nothing to serve, such
 // as the first connection's, waits no longer than one interval).
-func (r *Rules) RetryAt(e *Entry, secretErr, force bool) time.Time {
+func (r *Rules) RetryAt(e *Entry, src *Source, secretErr, force bool) time.Time {
 	if secretErr {
 		return e.Expires
 	}
-	if force && e.Failures > 0 {
-		return r.FailureBackoff(e)
+	at := e.Ended.Add(r.MinRefreshInterval)
+	if b := r.FailureBackoff(e, src); force && b.After(at) {
+		return b
 	}
-	return e.Ended.Add(r.MinRefreshInterval)
+	return at
 }
 
 // AnswersForced reports whether, with no good version, the entry's last
@@ -202,8 +238,8 @@ func (r *Rules) NewRevalidateBackOff() backoff.BackOff {
 // RevalidateWait is how long try (0 first) of a background refresh waits
 // before its fetch: not before the failure backoff, and after a failed try
 // not before b's next step either.
-func (r *Rules) RevalidateWait(e *Entry, try int, b backoff.BackOff, now time.Time) time.Duration {
-	wait := r.FailureBackoff(e).Sub(now)
+func (r *Rules) RevalidateWait(e *Entry, src *Source, try int, b backoff.BackOff, now time.Time) time.Duration {
+	wait := r.FailureBackoff(e, src).Sub(now)
 	if try > 0 {
 		wait = max(wait, b.NextBackOff())
 	}
