@@ -144,7 +144,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.sdkThrottleBackoff, "sdk-throttle-backoff", time.Second, "with -virtual: the SDK retryer's base delay after ThrottlingException: retry i waits a random time in [0, base x 2^i) (the SDK's: 1s)")
 	fs.Float64Var(&o.failureJitter, "failure-jitter", refreshrules.DefaultFailureJitter, "with -virtual: spread of the cache's failure backoff (1, 2, 4 s), each step drawn from [1-J, 1+J] times itself (the library's setting by default; 0: exact)")
 	fs.IntVar(&o.failureSteps, "failure-steps", 2, "with -virtual: the cache's failure backoff doubles this many times (2: 1, 2, 4 s)")
-	fs.BoolVar(&o.sharedBackoff, "shared-backoff", false, "with -virtual: a failure of one stage's fetch (throttled) holds the forced refreshes of every stage of the source, not its own only")
+	fs.BoolVar(&o.sharedBackoff, "shared-backoff", true, "with -virtual: a failed fetch of one stage (throttled) holds the forced refreshes of every stage of the source, as the library's cache does; false: of its own stage only (the cache before)")
 	fs.DurationVar(&o.outageAt, "outage-at", 0, "with -virtual and -outage-for: when Secrets Manager goes down (503), since the start")
 	fs.DurationVar(&o.outageFor, "outage-for", 0, "with -virtual: how long Secrets Manager answers 503 from -outage-at")
 	fs.Uint64Var(&o.seed, "seed", 1, "with -virtual: the random seed (same seed, same run)")
