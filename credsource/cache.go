@@ -98,7 +98,7 @@ type CacheOptions struct {
 //     (callers, background refresh); forced refreshes of a stage start at
 //     most once per MinRefreshInterval; after failed fetches, not before 1,
 //     2, then 4 intervals after the last failure ended, each step drawn
-//     from [0, 2] times itself (at least half an interval), so that the
+//     from [0, 1] times itself (at least half an interval), so that the
 //     processes of a fleet that failed together do not ask again together.
 //     A failure of the source (throttled, unavailable; not a malformed
 //     version) holds the forced refreshes of every stage: a throttled

@@ -42,9 +42,9 @@ func TestCacheSlowTTLRefreshServesCached(t *testing.T) {
 // TestCacheForcedRefreshBacksOffAfterFailure: after a failed fetch, forced
 // refreshes do not ask the source again before half of MinRefreshInterval
 // has passed since the failure ended (each step of the backoff is drawn
-// from [0, 2] times 1, 2, 4 intervals, at least half an interval), even
-// when the failed fetch itself took longer than the interval; after twice
-// the step they do.
+// from [0, 1] times 1, 2, 4 intervals, at least half an interval), even
+// when the failed fetch itself took longer than the interval; after the
+// step they do.
 func TestCacheForcedRefreshBacksOffAfterFailure(t *testing.T) {
 	const interval = 300 * time.Millisecond
 	src := newCountingSource()
@@ -68,10 +68,10 @@ func TestCacheForcedRefreshBacksOffAfterFailure(t *testing.T) {
 	if n := src.calls.Load(); n != 2 {
 		t.Fatalf("%d fetches, want 2: the refreshes right after a failure must wait", n)
 	}
-	time.Sleep(2*interval + 50*time.Millisecond)
-	c.Refresh(ctx, Current, time.Now()) // second failure: the step doubles, to at most 4 intervals
+	time.Sleep(interval + 50*time.Millisecond)
+	c.Refresh(ctx, Current, time.Now()) // second failure: the step doubles, to at most 2 intervals
 	if n := src.calls.Load(); n != 3 {
-		t.Fatalf("%d fetches, want 3: 2 intervals after the first failure the source is asked again", n)
+		t.Fatalf("%d fetches, want 3: an interval after the first failure the source is asked again", n)
 	}
 	c.Refresh(ctx, Current, time.Now())
 	if n := src.calls.Load(); n != 3 {
@@ -79,7 +79,7 @@ func TestCacheForcedRefreshBacksOffAfterFailure(t *testing.T) {
 	}
 	src.set(Current, 2, nil)
 	src.delay = 0
-	time.Sleep(4*interval + 50*time.Millisecond)
+	time.Sleep(2*interval + 50*time.Millisecond)
 	if s, err := c.Refresh(ctx, Current, time.Now()); err != nil || s.VersionID != "v2" {
 		t.Fatalf("after the outage: %v, %v; want v2", s, err)
 	}
@@ -113,7 +113,7 @@ func TestCacheFailureHoldsEveryStage(t *testing.T) {
 	if n := src.calls.Load(); n != calls {
 		t.Fatalf("%d fetches during the backoff, want none", n-calls)
 	}
-	clock.Add(1700 * time.Millisecond) // past the backoff: at most 2 intervals
+	clock.Add(700 * time.Millisecond) // past the backoff: at most 1 interval
 	if s, err := c.Refresh(ctx, Current, clock.Now()); err != nil || s.VersionID != "v3" {
 		t.Fatalf("Refresh of AWSCURRENT after the backoff = %v, %v; want v3", s, err)
 	}

@@ -13,8 +13,8 @@
 //     began less than MinRefreshInterval ago, or, while a good version is
 //     held, the failure backoff runs: after failed fetches in a row the
 //     source is asked again 1, 2, then 4 x MinRefreshInterval after the last
-//     failure ended, each step drawn from [(1-Jitter), (1+Jitter)] times
-//     itself (at least half an interval), once per failure (so every
+//     failure ended, each step drawn from [(1-Jitter), 1] times itself (at
+//     least half an interval), once per failure (so every
 //     connection of the process sees the same end). With a Source, a
 //     failure of any stage holds every stage (a throttled service
 //     throttles them all).
@@ -38,13 +38,11 @@ import (
 const RevalidateTries = 4
 
 // DefaultFailureJitter is the spread of the failure backoff the cache uses:
-// each step is drawn from [0, 2] times 1, 2 or 4 x MinRefreshInterval (at
+// each step is drawn from [0, 1] times 1, 2 or 4 x MinRefreshInterval (at
 // least half an interval), so that processes that failed in the same
 // second (an outage's end, a throttled rotation) do not all ask again in
-// the same later second. Measured with rotation-drill -virtual (see
-// docs/fleet.md): 33,000 processes, a 3 s outage during a rotation, the
-// real quota: 72 processes past the connection's 10 s bound, against 523
-// with [0.5, 1.5] and 4,309 without jitter.
+// the same later second, and none waits longer than without jitter.
+// Measured with rotation-drill -virtual (see docs/fleet.md).
 const DefaultFailureJitter = 1
 
 // Rules are the cache's timing settings and its random source.
@@ -56,9 +54,9 @@ type Rules struct {
 	// step of the failure backoff.
 	MinRefreshInterval time.Duration
 	// FailureJitter spreads each step of the failure backoff over
-	// [(1-FailureJitter), (1+FailureJitter)] times itself, at least half of
+	// [(1-FailureJitter), 1] times itself, at least half of
 	// MinRefreshInterval; 0 keeps the steps exact, 1 spreads them over
-	// [0, 2] times (the mean is the step).
+	// [0, 1] times (full jitter).
 	FailureJitter float64
 	// MaxFailureStep is the largest step of the failure backoff, in
 	// doublings of MinRefreshInterval: 2 gives 1, 2, 4 x MinRefreshInterval.
@@ -125,10 +123,11 @@ func (r *Rules) DrawTTL() time.Duration {
 func (r *Rules) step(failures int) time.Duration {
 	step := r.MinRefreshInterval << min(failures-1, max(r.MaxFailureStep, 0))
 	if j := r.FailureJitter; j > 0 {
-		// Spread over [1-j, 1+j] times the step (the mean stays the step),
-		// never below half an interval: a failing source is not asked
-		// again at once.
-		step = max(time.Duration(float64(step)*(1-j+2*j*r.float64())), r.MinRefreshInterval/2)
+		// Spread over [1-j, 1] times the step: never later than the exact
+		// step (how long a recovery may wait after a failure is bounded as
+		// without jitter), never below half an interval (a failing source
+		// is not asked again at once).
+		step = max(time.Duration(float64(step)*(1-j*r.float64())), r.MinRefreshInterval/2)
 	}
 	return step
 }
