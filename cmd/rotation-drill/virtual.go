@@ -32,7 +32,10 @@ import (
 // bucket, request latency, ThrottlingException, outages) and the AWS SDK's
 // standard retryer as the library's client has it (3 attempts, jittered
 // exponential backoff of 1 s for throttling, the retry token bucket of 500
-// tokens, 5 per throttled retry).
+// tokens, 5 per throttled retry). Not modelled: a fetch cut at the cache's
+// FetchTimeout (the models always answer well within 10 s), the query
+// timeout (15 s, above the retry bound), DescribeSecret, and the agents'
+// own failures (their reads go through the quota but are not retried).
 
 // SDK retryer constants (aws-sdk-go-v2 aws/retry, v1.48: standard mode).
 const (
