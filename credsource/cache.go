@@ -97,12 +97,10 @@ type CacheOptions struct {
 //   - At most one fetch per stage runs at a time, whoever started it
 //     (callers, background refresh); forced refreshes of a stage start at
 //     most once per MinRefreshInterval; after failed fetches, not before 1,
-//     2, then 4 intervals after the last failure ended, each step drawn
-//     from [0, 1] times itself (at least half an interval), so that the
-//     processes of a fleet that failed together do not ask again together.
-//     A failure of the source (throttled, unavailable; not a malformed
-//     version) holds the forced refreshes of every stage: a throttled
-//     service throttles them all (internal/refreshrules).
+//     2, then 4 intervals after the last failure ended. A failure of the
+//     source (throttled, unavailable; not a malformed version) holds the
+//     forced refreshes of every stage: a throttled service throttles them
+//     all (internal/refreshrules).
 //   - A failed fetch never erases a good version: for any error but
 //     ErrNotFound the last good version is served (stale) and the error is
 //     kept for Stats; a not-found answer is returned to Refresh callers (it

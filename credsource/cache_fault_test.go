@@ -40,11 +40,11 @@ func TestCacheSlowTTLRefreshServesCached(t *testing.T) {
 }
 
 // TestCacheForcedRefreshBacksOffAfterFailure: after a failed fetch, forced
-// refreshes do not ask the source again before half of MinRefreshInterval
-// has passed since the failure ended (each step of the backoff is drawn
-// from [0, 1] times 1, 2, 4 intervals, at least half an interval), even
-// when the failed fetch itself took longer than the interval; after the
-// step they do.
+// refreshes do not ask the source again before MinRefreshInterval has
+// passed since the failure ended (doubling with each failure in a row;
+// with refreshrules' FailureJitter at least half of it), even when the
+// failed fetch itself took longer than the interval; after the step they
+// do.
 func TestCacheForcedRefreshBacksOffAfterFailure(t *testing.T) {
 	const interval = 300 * time.Millisecond
 	src := newCountingSource()
