@@ -68,12 +68,13 @@ type Rules struct {
 }
 
 // Source is what the rules keep of the source as a whole: its failures in
-// a row, of any stage. A throttled or unavailable service fails every
-// stage alike, so the failure backoff of one stage holds the forced
-// refreshes of the others too (a nil *Source keeps each stage's own).
+// a row, of any stage, and the latest end of a stage's failure backoff. A
+// throttled or unavailable service fails every stage alike, so the failure
+// backoff of one stage holds the forced refreshes of the others too (a nil
+// *Source keeps each stage's own).
 type Source struct {
 	Failures   int
-	RetryAfter time.Time // the end of the source's failure backoff
+	RetryAfter time.Time // the latest end of a stage's failure backoff
 }
 
 // Entry is what the rules keep of one stage of a secret.
@@ -149,11 +150,14 @@ func (r *Rules) Fetched(e *Entry, src *Source, o Outcome, sourceFailure, forced,
 		e.Failures = 0
 	}
 	if src != nil {
+		// The stage's own step holds every stage: the steps grow with the
+		// failures of one stage, not with those of the stages together
+		// (which would double the wait after a fault for a fetch of each).
 		switch {
 		case o == Failed && sourceFailure:
 			src.Failures++
-			if t := end.Add(r.step(src.Failures)); t.After(src.RetryAfter) {
-				src.RetryAfter = t
+			if e.RetryAfter.After(src.RetryAfter) {
+				src.RetryAfter = e.RetryAfter
 			}
 		case o != Failed:
 			src.Failures = 0
