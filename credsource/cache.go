@@ -7,12 +7,11 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
+	"github.com/rotatingmysql/rotatingmysql/internal/refreshrules"
 )
 
 // Defaults of CacheOptions.
@@ -35,7 +34,7 @@ const (
 // revalidateTries bounds the fetches of one background refresh: after that
 // many failures in a row the cached version is served for another TTL
 // before the next background refresh begins.
-const revalidateTries = 4
+const revalidateTries = refreshrules.RevalidateTries
 
 // ErrSourceTimeout is what a fetch ends with when the source did not answer
 // within the cache's own bound (CacheOptions.FetchTimeout, or the latest
@@ -98,7 +97,10 @@ type CacheOptions struct {
 //   - At most one fetch per stage runs at a time, whoever started it
 //     (callers, background refresh); forced refreshes of a stage start at
 //     most once per MinRefreshInterval; after failed fetches, not before 1,
-//     2, then 4 intervals after the last failure ended.
+//     2, then 4 intervals after the last failure ended. A failure of the
+//     source (throttled, unavailable; not a malformed version) holds the
+//     forced refreshes of every stage: a throttled service throttles them
+//     all (internal/refreshrules).
 //   - A failed fetch never erases a good version: for any error but
 //     ErrNotFound the last good version is served (stale) and the error is
 //     kept for Stats; a not-found answer is returned to Refresh callers (it
@@ -126,10 +128,14 @@ type CacheOptions struct {
 //
 // Close ends the fetches and background refreshes and waits for them.
 type Cache struct {
-	src  Source
-	opts CacheOptions
-	log  *slog.Logger
-	now  func() time.Time
+	src   Source
+	opts  CacheOptions
+	log   *slog.Logger
+	now   func() time.Time
+	rules refreshrules.Rules // the timing rules, shared with the fleet drill's simulation
+	// source is the source's failure record, shared by the stages (nil:
+	// each stage backs off on its own failures only). Guarded by mu.
+	source *refreshrules.Source
 
 	ctx    context.Context // ends at Close; background refreshes wait on it
 	cancel context.CancelFunc
@@ -146,13 +152,10 @@ type Cache struct {
 var _ io.Closer = (*Cache)(nil)
 
 type entry struct {
-	val          *Secret   // last good version; nil when none yet
-	err          error     // outcome of the last fetch, nil when it succeeded
-	started      time.Time // when the last finished fetch began; zero before any
-	expires      time.Time // when val is due for a background refresh
-	forcedAt     time.Time // when the last finished forced fetch (Refresh) began
-	ended        time.Time // when the last fetch ended
-	failures     int       // consecutive failed fetches (not-found answers are not failures)
+	refreshrules.Entry // started, ended, forced, expires, failures: the timing rules' record
+
+	val          *Secret // last good version; nil when none yet
+	err          error   // outcome of the last fetch, nil when it succeeded
 	fetches      uint64
 	lastError    time.Time
 	fl           *flight // the fetch under way; nil when none
@@ -201,7 +204,10 @@ func NewCache(src Source, opts CacheOptions) *Cache {
 	if now == nil {
 		now = time.Now
 	}
-	c := &Cache{src: src, opts: opts, log: log, now: now, entries: make(map[Stage]*entry, 2), bySource: make(map[string]uint64, 2)}
+	c := &Cache{src: src, opts: opts, log: log, now: now, entries: make(map[Stage]*entry, 2), bySource: make(map[string]uint64, 2),
+		rules: refreshrules.Rules{TTL: opts.TTL, MinRefreshInterval: opts.MinRefreshInterval,
+			FailureJitter: refreshrules.DefaultFailureJitter, MaxFailureStep: 2},
+		source: &refreshrules.Source{}}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c
 }
@@ -237,7 +243,7 @@ func (c *Cache) Cached(stage Stage) (s *Secret, ok bool) {
 	c.mu.Lock()
 	if e := c.entries[stage]; e != nil && e.val != nil && e.val.usableAt(now) {
 		s = e.val
-		if !now.Before(e.expires) {
+		if !now.Before(e.Expires) {
 			c.revalidateLocked(e, stage)
 		}
 	}
@@ -286,61 +292,22 @@ func (c *Cache) Peek(stage Stage) *Secret {
 	return nil
 }
 
-// fresh reports whether e answers a forced refresh: when its fetch began at
-// or after since, or a forced fetch began less than MinRefreshInterval ago.
-// Only forced fetches count against the interval: a TTL fetch that happened
-// to run just before a rotation finished must not hold back the refresh
-// that a 1045 calls for (that cost a second of backoff per connection in
-// BenchmarkRecovery/case=promoted). Called with c.mu held.
+// fresh reports whether e answers a forced refresh asking for news since
+// (refreshrules.Rules.Fresh). Called with c.mu held.
 func (c *Cache) fresh(e *entry, since, now time.Time) bool {
-	if e.started.IsZero() {
-		return false
-	}
-	if !e.started.Before(since) {
-		return true
-	}
-	if !e.forcedAt.IsZero() && now.Sub(e.forcedAt) < c.opts.MinRefreshInterval {
-		return true
-	}
-	// After failed fetches, forced refreshes back off (1, 2, then 4 x
-	// MinRefreshInterval after the failure ended): a throttled or failing
-	// service is not asked again at once by every connection's recovery,
-	// its client having already retried.
-	return e.val != nil && now.Before(c.failureBackoff(e))
+	return c.rules.Fresh(&e.Entry, c.source, e.val != nil, since, now)
 }
 
 // failureBackoff is when, after e's failed fetches in a row, the source may
-// be asked again: 1, 2, then 4 x MinRefreshInterval after the last failure
-// ended; zero without failures. Called with c.mu held.
-func (c *Cache) failureBackoff(e *entry) time.Time {
-	if e.failures == 0 {
-		return time.Time{}
-	}
-	return e.ended.Add(c.opts.MinRefreshInterval << min(e.failures-1, 2))
-}
+// be asked again; zero without failures. Called with c.mu held.
+func (c *Cache) failureBackoff(e *entry) time.Time { return c.rules.FailureBackoff(&e.Entry, c.source) }
 
 // retryAt is, for an entry with no good version, until when its last
-// answer stands: a malformed secret (SecretError) for the TTL, as a good
-// one would (asking again at once would fetch the same document); an
-// outage or a not-found answer for MinRefreshInterval, and for forced
-// refreshes after failures in a row 1, 2, then 4 intervals (a Get with
-// nothing to serve, such as the first connection's, waits no longer than
-// one interval). Called with c.mu held.
+// answer stands (refreshrules.Rules.RetryAt). Called with c.mu held.
 func (c *Cache) retryAt(e *entry, force bool) time.Time {
 	var se *SecretError
-	if errors.As(e.err, &se) {
-		return e.expires
-	}
-	if force && e.failures > 0 {
-		return c.failureBackoff(e)
-	}
-	return e.ended.Add(c.opts.MinRefreshInterval)
+	return c.rules.RetryAt(&e.Entry, c.source, errors.As(e.err, &se), force)
 }
-
-// ttl draws a fetch's TTL from [0.8*TTL, TTL]: a fleet started together
-// spreads its refreshes over a fifth of the TTL instead of asking all at
-// once.
-func (c *Cache) ttl() time.Duration { return c.opts.TTL - rand.N(c.opts.TTL/5+1) }
 
 // sleepUntil waits until t by the cache's clock, or until ctx ends or the
 // cache is closed.
@@ -382,10 +349,10 @@ func (c *Cache) load(ctx context.Context, stage Stage, since time.Time, force, b
 		}
 		now := c.now()
 		switch {
-		case !e.started.IsZero() && e.val == nil && e.err != nil:
+		case !e.Started.IsZero() && e.val == nil && e.err != nil:
 			// Nothing good to serve: the last answer stands only briefly.
 			retry := c.retryAt(e, force)
-			if joined || (force && (!e.started.Before(since) || now.Sub(e.forcedAt) < c.opts.MinRefreshInterval)) {
+			if joined || (force && c.rules.AnswersForced(&e.Entry, since, now)) {
 				s, err := e.answer()
 				c.mu.Unlock()
 				return s, err
@@ -407,7 +374,7 @@ func (c *Cache) load(ctx context.Context, stage Stage, since time.Time, force, b
 			// (one past its Expires only as the answer of a fetch that
 			// failed).
 			s := e.val
-			if !now.Before(e.expires) {
+			if !now.Before(e.Expires) {
 				c.revalidateLocked(e, stage)
 			}
 			c.mu.Unlock()
@@ -531,22 +498,14 @@ func (c *Cache) revalidateLocked(e *entry, stage Stage) {
 // held is served for another TTL.
 func (c *Cache) revalidate(e *entry, stage Stage) {
 	defer c.wg.Done()
-	b := backoff.NewExponentialBackOff(
-		backoff.WithInitialInterval(c.opts.MinRefreshInterval),
-		backoff.WithMultiplier(2),
-		backoff.WithMaxInterval(max(c.opts.MinRefreshInterval, c.opts.TTL)),
-		backoff.WithMaxElapsedTime(0),
-	)
+	b := c.rules.NewRevalidateBackOff()
 	gaveUp := true
 	for try := range revalidateTries {
 		c.mu.Lock()
 		// Not before the failure backoff that forced refreshes keep either:
 		// a failing service is not asked again at once.
-		wait := c.failureBackoff(e).Sub(c.now())
+		wait := c.rules.RevalidateWait(&e.Entry, c.source, try, b, c.now())
 		c.mu.Unlock()
-		if try > 0 {
-			wait = max(wait, b.NextBackOff())
-		}
 		if wait > 0 {
 			t := time.NewTimer(wait)
 			select {
@@ -556,7 +515,7 @@ func (c *Cache) revalidate(e *entry, stage Stage) {
 			t.Stop()
 		}
 		c.mu.Lock()
-		if c.closed || c.now().Before(e.expires) {
+		if c.closed || c.now().Before(e.Expires) {
 			// Closed, or another fetch (a forced refresh) has answered.
 			c.mu.Unlock()
 			gaveUp = false
@@ -574,7 +533,7 @@ func (c *Cache) revalidate(e *entry, stage Stage) {
 	defer c.mu.Unlock()
 	e.revalidating = false
 	if gaveUp && !c.closed {
-		e.expires = c.now().Add(c.ttl())
+		e.Expires = c.now().Add(c.rules.DrawTTL())
 		c.log.LogAttrs(context.Background(), slog.LevelDebug, "rotatingmysql: background secret refresh gave up, serving the cached version for another TTL",
 			slog.String("stage", string(stage)), slog.Int("tries", revalidateTries), slog.Any("error", e.err))
 	}
@@ -611,26 +570,21 @@ func (c *Cache) fetch(ctx context.Context, f *flight, e *entry, stage Stage, for
 			err = &sourceTimeout{after: f.deadline.Sub(f.began).Round(time.Millisecond)}
 		}
 	}
-	e.started = start
-	e.ended = end
-	if err == nil || errors.Is(err, ErrNotFound) {
-		e.failures = 0
-	} else {
-		e.failures++
+	o := refreshrules.OK
+	switch {
+	case errors.Is(err, ErrNotFound):
+		o = refreshrules.NotFound
+	case err != nil:
+		o = refreshrules.Failed
 	}
-	if force {
-		e.forcedAt = start
+	var refreshBy time.Time
+	if err == nil {
+		refreshBy = val.RefreshBy
 	}
+	var se *SecretError
+	c.rules.Fetched(&e.Entry, c.source, o, !errors.As(err, &se), force, e.val != nil, start, end, refreshBy)
 	e.fetches++
 	e.err = err
-	// A failed fetch with a good version in hand leaves the version due
-	// for a refresh: the background refresh goes on trying.
-	if err == nil || errors.Is(err, ErrNotFound) || e.val == nil {
-		e.expires = start.Add(c.ttl())
-	}
-	if err == nil && !val.RefreshBy.IsZero() && val.RefreshBy.Before(e.expires) {
-		e.expires = val.RefreshBy
-	}
 	switch {
 	case err == nil:
 		e.val = val
@@ -654,7 +608,7 @@ func (c *Cache) fetch(ctx context.Context, f *flight, e *entry, stage Stage, for
 		// Warn once per failure streak: a background refresh retrying an
 		// outage, or recoveries backing off, do not repeat it.
 		level := slog.LevelWarn
-		if e.failures > 1 {
+		if e.Failures > 1 {
 			level = slog.LevelDebug
 		}
 		if e.val != nil {
@@ -662,11 +616,11 @@ func (c *Cache) fetch(ctx context.Context, f *flight, e *entry, stage Stage, for
 			c.log.LogAttrs(ctx, level, "rotatingmysql: serving cached secret, fetch failed",
 				slog.String("secret", e.val.ID), slog.String("source", e.val.Source), slog.String("stage", string(stage)),
 				slog.String("version_id", e.val.VersionID), slog.Duration("latency", took), slog.Any("error", err),
-				slog.Int("failures", e.failures))
+				slog.Int("failures", e.Failures))
 		} else {
 			c.log.LogAttrs(ctx, level, "rotatingmysql: secret fetch failed",
 				slog.String("stage", string(stage)), slog.Duration("latency", took), slog.Any("error", err),
-				slog.Int("failures", e.failures))
+				slog.Int("failures", e.Failures))
 		}
 	}
 }
@@ -700,8 +654,8 @@ func (c *Cache) Stats() CacheStats {
 	var lastErrAt time.Time
 	for st, e := range c.entries {
 		s.Fetches[st] = e.fetches
-		if e.started.After(s.LastFetch) {
-			s.LastFetch = e.started
+		if e.Started.After(s.LastFetch) {
+			s.LastFetch = e.Started
 		}
 		if e.err != nil && !errors.Is(e.err, ErrNotFound) && e.lastError.After(lastErrAt) {
 			lastErrAt, s.LastError = e.lastError, e.err

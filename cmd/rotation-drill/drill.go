@@ -13,6 +13,9 @@ import (
 // drill sets up the target the options name, runs the workers through the
 // rotations and returns the report. Progress goes to progress.
 func drill(ctx context.Context, o *options, progress io.Writer) (*Report, error) {
+	if o.virtual {
+		return runVirtual(ctx, o, progress)
+	}
 	t, err := openTarget(ctx, o)
 	if err != nil {
 		return nil, err

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/rotatingmysql/rotatingmysql"
+	"github.com/rotatingmysql/rotatingmysql/internal/refreshrules"
 )
 
 // options are the command line's settings.
@@ -44,6 +45,23 @@ type options struct {
 	processWorkers int
 	ttl            time.Duration
 	intervalSet    bool
+
+	// The virtual-time fleet drill (-processes N -virtual).
+	virtual            bool
+	startSpread        time.Duration
+	startSpreadSet     bool
+	apiLatency         time.Duration
+	loginLatency       time.Duration
+	queryLatency       time.Duration
+	latencySigma       float64
+	sdkThrottleRetries bool
+	sdkThrottleBackoff time.Duration
+	failureJitter      float64
+	failureSteps       int
+	sharedBackoff      bool
+	outageAt           time.Duration
+	outageFor          time.Duration
+	seed               uint64
 
 	// Replica regions (-replica-regions, -region-outage).
 	replicaRegions []string
@@ -114,8 +132,22 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.otel, "otel", false, "at the end, print the OpenTelemetry metrics rotatingmysql exported (package otelrotatingmysql, read in the process: no collector needed); with -json, to stderr")
 	fs.IntVar(&o.processes, "processes", 0, "fleet drill: simulate `N` processes, each with its own connector, pools and workers (nothing shared between them)")
 	fs.IntVar(&o.agents, "agents", 0, "fleet drill: put the processes behind `M` emulated Secrets Manager Agents (one per host, its cache shared by its processes)")
-	fs.Float64Var(&o.quota, "quota", 0, "fleet drill: the emulator's GetSecretValue quota in requests/s (default: 10,000 x N/10,000, so that N processes stand for 10,000 against the real quota)")
+	fs.Float64Var(&o.quota, "quota", 0, "fleet drill: the emulator's GetSecretValue quota in requests/s (default: 10,000 x N/10,000, so that N processes stand for 10,000 against the real quota; with -virtual the real 10,000)")
 	fs.IntVar(&o.processWorkers, "process-workers", 2, "fleet drill: workers per process; half of them (rounded up) open a new connection for every query")
+	fs.BoolVar(&o.virtual, "virtual", false, "fleet drill in virtual time: N simulated processes (the library's ledger, connect loop and cache rules; the database, the network and Secrets Manager modelled), no server started; 100,000 processes in minutes on one core")
+	fs.DurationVar(&o.startSpread, "start-spread", 0, "with -virtual: the processes start at random over this time (default: one -interval, a deploy: each process at its own phase); the rotation comes a quarter of -duration after it")
+	fs.DurationVar(&o.apiLatency, "api-latency", 20*time.Millisecond, "with -virtual: median GetSecretValue round trip")
+	fs.DurationVar(&o.loginLatency, "login-latency", 10*time.Millisecond, "with -virtual: median MySQL login round trip")
+	fs.DurationVar(&o.queryLatency, "query-latency", 2*time.Millisecond, "with -virtual: median query round trip")
+	fs.Float64Var(&o.latencySigma, "latency-sigma", 0, "with -virtual: latencies log-normal with this σ around their medians (1: the 99th percentile at 10 times the median, as a loaded machine); 0: uniform over [0.5, 1.5] times the median")
+	fs.BoolVar(&o.sdkThrottleRetries, "sdk-throttle-retries", true, "with -virtual: the SDK's retryer retries ThrottlingException (3 attempts, as the library's client today); false: it returns it at once (the cache and the ledger's rounds retry)")
+	fs.DurationVar(&o.sdkThrottleBackoff, "sdk-throttle-backoff", time.Second, "with -virtual: the SDK retryer's base delay after ThrottlingException: retry i waits a random time in [0, base x 2^i) (the SDK's: 1s)")
+	fs.Float64Var(&o.failureJitter, "failure-jitter", refreshrules.DefaultFailureJitter, "with -virtual: spread of the cache's failure backoff (1, 2, 4 s), each step drawn from [1-J, 1+J] times itself (the library's setting by default; 0: exact)")
+	fs.IntVar(&o.failureSteps, "failure-steps", 2, "with -virtual: the cache's failure backoff doubles this many times (2: 1, 2, 4 s)")
+	fs.BoolVar(&o.sharedBackoff, "shared-backoff", true, "with -virtual: a failed fetch of one stage (throttled) holds the forced refreshes of every stage of the source, as the library's cache does; false: of its own stage only (the cache before)")
+	fs.DurationVar(&o.outageAt, "outage-at", 0, "with -virtual and -outage-for: when Secrets Manager goes down (503), since the start")
+	fs.DurationVar(&o.outageFor, "outage-for", 0, "with -virtual: how long Secrets Manager answers 503 from -outage-at")
+	fs.Uint64Var(&o.seed, "seed", 1, "with -virtual: the random seed (same seed, same run)")
 	fs.DurationVar(&o.ttl, "ttl", 0, "fleet drill: the processes' cache TTL (default: rotatingmysql's, 15m)")
 	fs.Func("replica-regions", "comma-separated `regions` the secret is replicated to (emulated: one emulator per region, the secret's own in us-east-1); rotatingmysql gets replicaRegions= and the report counts the fetches each region served", func(v string) error {
 		o.replicaRegions = nil
@@ -134,6 +166,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	o.intervalSet = set["interval"]
+	o.startSpreadSet = set["start-spread"]
 	if err := o.check(set, fs.Args()); err != nil {
 		fmt.Fprintf(stderr, "rotation-drill: %v\n", err)
 		return nil, err
@@ -158,8 +191,8 @@ func (o *options) check(set map[string]bool, rest []string) error {
 		return fmt.Errorf("unexpected argument %q (options start with -)", rest[0])
 	case o.workers < 1:
 		return fmt.Errorf("-workers must be at least 1, got %d", o.workers)
-	case o.rotations < 1:
-		return fmt.Errorf("-rotations must be at least 1, got %d", o.rotations)
+	case o.rotations < 0 || o.rotations < 1 && !o.virtual:
+		return fmt.Errorf("-rotations must be at least 1 (0 with -virtual: the deploy and TTL refreshes alone), got %d", o.rotations)
 	case o.duration <= 0 || o.window < 0 || o.interval < 0:
 		return errors.New("-duration must be positive, -window and -interval not negative")
 	case o.strategy != "single" && o.strategy != "multi":
@@ -180,6 +213,24 @@ func (o *options) check(set map[string]bool, rest []string) error {
 		return errors.New("-region-outage needs -replica-regions: with no replica, an outage of the secret's region is an outage")
 	case len(o.replicaRegions) > 0 && (o.aws || o.processes > 0 || o.source != "api"):
 		return errors.New("-replica-regions applies to the emulated drill with -source api (not -aws, -processes or -source agent)")
+	}
+	virtualOnly := []string{"start-spread", "api-latency", "login-latency", "query-latency", "latency-sigma", "sdk-throttle-retries", "sdk-throttle-backoff", "failure-jitter", "failure-steps", "shared-backoff", "outage-at", "outage-for", "seed"}
+	switch {
+	case o.virtual && o.processes == 0:
+		return errors.New("-virtual needs -processes N")
+	case o.virtual && (o.mysqlRoot != "" || set["otel"] || set["v"] || set["replica-regions"]):
+		return errors.New("-virtual: no server, no connector: not with -mysql-root, -otel, -v or -replica-regions")
+	case o.failureJitter < 0 || o.failureJitter > 1:
+		return fmt.Errorf("-failure-jitter %g: want 0 to 1", o.failureJitter)
+	case o.startSpread < 0 || o.apiLatency < 0 || o.loginLatency < 0 || o.queryLatency < 0 || o.latencySigma < 0 || o.outageAt < 0 || o.outageFor < 0:
+		return errors.New("-start-spread, the latencies and the outage must not be negative")
+	}
+	if !o.virtual {
+		for _, name := range virtualOnly {
+			if set[name] {
+				return fmt.Errorf("-%s applies only with -virtual", name)
+			}
+		}
 	}
 	if o.processes > 0 {
 		for _, name := range []string{"aws", "source", "workers", "plain-workers"} {

@@ -45,6 +45,8 @@ type Report struct {
 	Timeline Timeline `json:"timeline"`
 	// Fleet holds the fleet drill's figures (-processes).
 	Fleet *FleetReport `json:"fleet,omitempty"`
+	// Virtual holds the virtual-time fleet drill's own figures (-virtual).
+	Virtual *VirtualReport `json:"virtual,omitempty"`
 	// Regions counts, per region, the GetSecretValue requests received and
 	// answered (-replica-regions): which region served the fetches.
 	Regions  []RegionRow `json:"regions,omitempty"`
@@ -329,6 +331,9 @@ func (r *Report) writeText(w io.Writer) {
 	}
 	if r.Fleet != nil {
 		r.Fleet.writeText(w)
+	}
+	if r.Virtual != nil {
+		r.Virtual.writeText(w, r.Fleet)
 	}
 	if len(r.Regions) > 0 {
 		fmt.Fprintf(w, "\nSecrets Manager regions (GetSecretValue of rotatingmysql and the drill's own first read):\n")
