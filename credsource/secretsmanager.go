@@ -133,7 +133,14 @@ func (s *SecretsManager) API(ctx context.Context) (SecretsManagerAPI, error) {
 	if made {
 		s.own, cfg.HTTPClient = ownHTTPClient(cfg.HTTPClient)
 	}
-	s.client = secretsmanager.NewFromConfig(cfg)
+	var opts []func(*secretsmanager.Options)
+	if cfg.Retryer == nil {
+		// The SDK's standard retryer: its waits after a throttling error
+		// doubled (throttleSpread). A retryer of the program's own is kept
+		// as it is.
+		opts = append(opts, spreadThrottleRetries)
+	}
+	s.client = secretsmanager.NewFromConfig(cfg, opts...)
 	return s.client, nil
 }
 

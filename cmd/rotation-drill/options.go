@@ -141,7 +141,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.queryLatency, "query-latency", 2*time.Millisecond, "with -virtual: median query round trip")
 	fs.Float64Var(&o.latencySigma, "latency-sigma", 0, "with -virtual: latencies log-normal with this σ around their medians (1: the 99th percentile at 10 times the median, as a loaded machine); 0: uniform over [0.5, 1.5] times the median")
 	fs.BoolVar(&o.sdkThrottleRetries, "sdk-throttle-retries", true, "with -virtual: the SDK's retryer retries ThrottlingException (3 attempts, as the library's client today); false: it returns it at once (the cache and the ledger's rounds retry)")
-	fs.DurationVar(&o.sdkThrottleBackoff, "sdk-throttle-backoff", time.Second, "with -virtual: the SDK retryer's base delay after ThrottlingException: retry i waits a random time in [0, base x 2^i) (the SDK's: 1s)")
+	fs.DurationVar(&o.sdkThrottleBackoff, "sdk-throttle-backoff", 2*time.Second, "with -virtual: the SDK retryer's base delay after ThrottlingException: retry i waits a random time in [0, base x 2^i) (the SDK's 1s, doubled by rotatingmysql's SM client: 2s)")
 	fs.Float64Var(&o.failureJitter, "failure-jitter", refreshrules.DefaultFailureJitter, "with -virtual: spread of the cache's failure backoff (1, 2, 4 s), each step drawn from [1-J, 1+J] times itself (the library's setting by default; 0: exact)")
 	fs.IntVar(&o.failureSteps, "failure-steps", 2, "with -virtual: the cache's failure backoff doubles this many times (2: 1, 2, 4 s)")
 	fs.BoolVar(&o.sharedBackoff, "shared-backoff", true, "with -virtual: a failed fetch of one stage (throttled) holds the forced refreshes of every stage of the source, as the library's cache does; false: of its own stage only (the cache before)")

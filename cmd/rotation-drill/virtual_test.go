@@ -97,13 +97,12 @@ func TestVirtualAgents(t *testing.T) {
 // that it is not throttled): the fleet asks for under 1.5 requests per
 // process, and every process is on the new password within the
 // connection's 10 s bound, with no application error. This is the cache as
-// it is (a failure holds every stage, jittered backoff) with the SDK's
-// delay after ThrottlingException doubled (-sdk-throttle-backoff 2s), the
-// client setting docs/fleet.md recommends; with the SDK's own 1 s the
-// fleet asks for about 1.66 (TestVirtualThrottledRotationSDKDefault).
+// it is (a failure holds every stage) with its Secrets Manager client's
+// delay after ThrottlingException, the SDK's doubled (the default of
+// -virtual, -sdk-throttle-backoff 2s); with the SDK's own 1 s the fleet
+// asks for about 1.66 (TestVirtualThrottledRotationSDKDefault).
 func TestVirtualThrottledRotation(t *testing.T) {
-	rep := runVirtualJSON(t, exitPass, "-processes", "330", "-quota", "100", "-interval", "1s", "-start-spread", "7s", "-duration", "20s",
-		"-sdk-throttle-backoff", "2s")
+	rep := runVirtualJSON(t, exitPass, "-processes", "330", "-quota", "100", "-interval", "1s", "-start-spread", "7s", "-duration", "20s")
 	f, v := rep.Fleet, rep.Virtual
 	if f.Throttled == 0 {
 		t.Fatalf("nothing throttled at 3.3 times the quota: the scenario does not test what it says")
@@ -122,7 +121,8 @@ func TestVirtualThrottledRotation(t *testing.T) {
 // error and every process within 10 s, at more requests per process (the
 // figure docs/fleet.md gives, 1.6 to 1.8).
 func TestVirtualThrottledRotationSDKDefault(t *testing.T) {
-	rep := runVirtualJSON(t, exitPass, "-processes", "330", "-quota", "100", "-interval", "1s", "-start-spread", "7s", "-duration", "20s")
+	rep := runVirtualJSON(t, exitPass, "-processes", "330", "-quota", "100", "-interval", "1s", "-start-spread", "7s", "-duration", "20s",
+		"-sdk-throttle-backoff", "1s")
 	f, v := rep.Fleet, rep.Virtual
 	if v.RequestsPerProcessPerRotation < 1.5 || v.RequestsPerProcessPerRotation > 2 {
 		t.Errorf("%.2f requests per process per rotation with the SDK's 1 s, want 1.5 to 2", v.RequestsPerProcessPerRotation)
