@@ -5,7 +5,7 @@ Each mutant is a small change to internal/ledger (a rule removed, a bound
 dropped). For each, the script copies the repository to a temporary
 directory, applies the change, and runs the model tests
 (go test -run TestModel ./internal/ledger) at their default history counts,
-and the ledger's unit tests (TestExpired).
+and the ledger's unit tests (TestExpired, TestPollTime).
 A mutant the tests do not catch names a hole in them. It prints a table:
 mutant, caught, the test that failed and its seed (rerun with
 go test ./internal/ledger -run TEST -args -rapid.seed=SEED).
@@ -69,6 +69,9 @@ MUTANTS = {
         (L, "if g := l.good; g != nil && g.expired(now) {", "if g := l.good; g != nil && false {"),
         (L, "v.superseded || v.expired(now) ||", "v.superseded ||"),
     ]),
+    "poll-time-moves": ("the next poll falls due at a time fixed by the last one", [
+        (L, "p := min(max(l.lastFetch.Sub(l.stuckSince), l.opts.MinInterval), l.opts.Hold)", "p := min(max(now.Sub(l.stuckSince)/2, l.opts.MinInterval), l.opts.Hold)"),
+    ]),
     "trial-not-claimed": ("a version not proven is dialed by one Connect at a time", [
         (A, "\tif s.owner != 0 && now.Before(s.until) {\n\t\treturn 0, s.until, false\n\t}", ""),
     ]),
@@ -91,7 +94,7 @@ def run(name):
             if src.count(old) != 1:
                 return name, rule, "stale", f"{f}: the text to change is found {src.count(old)} times", ""
             open(p, "w").write(src.replace(old, new))
-        proc = subprocess.run(["go", "test", "-count=1", "-run", "TestModel|TestExpired", "./internal/ledger/"],
+        proc = subprocess.run(["go", "test", "-count=1", "-run", "TestModel|TestExpired|TestPollTime", "./internal/ledger/"],
                               cwd=tmp, capture_output=True, text=True, timeout=1800)
         out = proc.stdout + proc.stderr
         if proc.returncode == 0:

@@ -764,9 +764,9 @@ type Fetch struct {
 // at once when AWSPENDING offers nothing to try (absent, or refused: a
 // rotation already finished, a secret changed by hand, a stale
 // AWSPENDING). Rounds are MinInterval apart. While nothing is dialable,
-// polls of both stages follow at intervals that grow with the time stuck
-// (half of it, from MinInterval up to Hold), so that a secret fixed in the
-// source is found without a fetch per Connect.
+// polls of both stages follow at intervals that double with the time stuck
+// (half of it when the poll falls due, from MinInterval up to Hold), so
+// that a secret fixed in the source is found without a fetch per Connect.
 func (l *Ledger[T]) FetchDue(now time.Time) (f Fetch, ok bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -782,7 +782,10 @@ func (l *Ledger[T]) fetchDue(now time.Time) (f Fetch, ok bool) {
 	case l.lastRefusal.After(l.lastFetch):
 		f = Fetch{Stage: Pending, Since: l.lastRefusal, At: l.lastFetch.Add(l.opts.MinInterval)}
 	case !l.stuckSince.IsZero():
-		p := min(max(now.Sub(l.stuckSince)/2, l.opts.MinInterval), l.opts.Hold)
+		// The interval is the time stuck when the last fetch began (so
+		// half the time stuck when the poll falls due): fixed between two
+		// polls, so that a waiting Connect wakes once for it.
+		p := min(max(l.lastFetch.Sub(l.stuckSince), l.opts.MinInterval), l.opts.Hold)
 		f.At = l.lastFetch.Add(p)
 		f.Since = f.At.Add(-p / 2)
 		f.Poll = true

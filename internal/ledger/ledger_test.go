@@ -46,3 +46,40 @@ func dialOf(t *testing.T, l *Ledger[string], now time.Time, want string) Ticket[
 	}
 	return d.Ticket
 }
+
+// TestPollTimeFixedBetweenPolls: while nothing is dialable, the next poll
+// falls due at a time fixed by the last one (the interval doubles with the
+// time stuck), not one that moves later as the clock runs: a waiting
+// Connect wakes once for it.
+func TestPollTimeFixedBetweenPolls(t *testing.T) {
+	now := time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)
+	l := New[string](Options{Hold: time.Minute, MinInterval: time.Second, Accounts: NewAccounts()})
+	l.Observe(Current, Key{1}, "app@db:3306", "v1", now)
+	d := l.Decide(now)
+	if d.Kind != Dial {
+		t.Fatalf("first decision %+v, want a dial", d)
+	}
+	l.Report(d.Ticket, Refused, now)
+	l.Fetched("", now)
+	stuck := now.Add(time.Millisecond)
+	if d := l.Decide(stuck); d.Kind != Wait {
+		t.Fatalf("with the only version refused: %+v, want a wait", d)
+	}
+	for _, at := range []time.Duration{time.Second, 2 * time.Second} {
+		l.Fetched("", stuck.Add(at)) // the polls
+	}
+	var due []time.Time
+	for _, at := range []time.Duration{2100 * time.Millisecond, 3 * time.Second, 3900 * time.Millisecond} {
+		f, ok := l.FetchDue(stuck.Add(at))
+		if !ok || !f.Poll {
+			t.Fatalf("at %v stuck: %+v %v, want a poll due", at, f, ok)
+		}
+		due = append(due, f.At)
+	}
+	if !due[0].Equal(due[1]) || !due[1].Equal(due[2]) {
+		t.Errorf("the next poll moves as time passes: %v", due)
+	}
+	if want := stuck.Add(4 * time.Second); !due[0].Equal(want) {
+		t.Errorf("next poll at %v, want %v (the interval doubled)", due[0].Sub(stuck), want.Sub(stuck))
+	}
+}
