@@ -63,7 +63,7 @@ MUTANTS = {
         (L, "\t\tif l.labels[Pending] == v {\n\t\t\t// The round's AWSPENDING served", "\t\tif false {\n\t\t\t// The round's AWSPENDING served"),
     ]),
     "superseded-dialed": ("AWSCURRENT's version is not dialed once AWSPENDING logged in on its account, until the source labels it again", [
-        (L, "v.failed != failed || v.superseded || l.otherWorks(v, now)", "v.failed != failed || l.otherWorks(v, now)"),
+        (L, "v.failed != failed || v.superseded || v.expired(now) ||", "v.failed != failed || v.expired(now) ||"),
     ]),
     "expired-dialed": ("a version past its expiry (an IAM token) is neither preferred nor dialed", [
         (L, "if g := l.good; g != nil && g.expired(now) {", "if g := l.good; g != nil && false {"),
@@ -102,11 +102,17 @@ def run(name):
         if "[build failed]" in out or "setup failed" in out:
             return name, rule, "stale", "does not build: " + out[-300:].replace("\n", " "), ""
         m = re.search(r'-run="(\w+)" -rapid\.seed=(\d+)', out)
-        test, seed = (m.group(1), m.group(2)) if m else ("?", "?")
+        test, seed = (m.group(1), m.group(2)) if m else ("?", "-")
         why = ""
         f = re.search(r"failed after \d+ tests: (.*)", out)
         if f:
             why = f.group(1)[:90]
+        elif not m:
+            # A unit test (no seed): its name and its first error line.
+            u = re.search(r"--- FAIL: (\w+)", out)
+            e = re.search(r"^\s+\w+_test\.go:\d+: (.*)$", out, re.M)
+            test = u.group(1) if u else "?"
+            why = e.group(1)[:90] if e else ""
         return name, rule, "yes", f"{test}: {why}", seed
 
 
