@@ -84,9 +84,10 @@ const (
 //  4. 2 connections in the window, on AWSPENDING without a fetch;
 //  5. finishSecret, then 1 connection;
 //  6. the account's password changed behind the secret's back and the API
-//     failing: 1 connection meets 1045, the refresh of AWSPENDING and then
-//     of AWSCURRENT fail and are served stale, the older AWSCURRENT gets one
-//     trial (its refusal predates the change), and the Connect gives up.
+//     failing: 1 connection meets 1045, the refresh of AWSPENDING fails and
+//     is served stale, AWSCURRENT is served from the cache (the failure's
+//     backoff holds every stage), the older AWSCURRENT gets one trial (its
+//     refusal predates the change), and the Connect gives up.
 //
 // opts are added to the connector's; the retry timeout is 1 s.
 func runRotationScript(t *testing.T, b *bed, check func(phase int, c *rotatingmysql.Connector), opts ...rotatingmysql.Option) *scripted {
@@ -208,10 +209,10 @@ func TestStatsScriptedRotation(t *testing.T) {
 		// Phase 6: AWSPENDING's refusal shows the password changed after
 		// it logged in, which clears AWSCURRENT's older refusal. The round
 		// asks for AWSPENDING (failed: the same version served stale),
-		// then AWSCURRENT (failed too, served stale): labelled AWSCURRENT
-		// again, it gets one trial (a rollback would have made it right),
-		// refused too.
-		phaseGaveUp: {current: 2, pending: 2, errors: 2, stale: 2, refused: 3, recovered: 1, pendingUsed: 1, gaveUp: 1,
+		// then AWSCURRENT, which that failure's backoff answers from the
+		// cache without a fetch: labelled AWSCURRENT again, it gets one
+		// trial (a rollback would have made it right), refused too.
+		phaseGaveUp: {current: 1, pending: 2, errors: 1, stale: 1, refused: 3, recovered: 1, pendingUsed: 1, gaveUp: 1,
 			hitsAfterBurst: 8, stage: credsource.Pending, v2: true},
 	}
 	var v1 string
