@@ -201,6 +201,7 @@ type vsim struct {
 	appErrors, gaveUp           int
 	fetchErrors                 int
 	authRefused                 int
+	pendingUsed                 uint64 // switches to a version labelled AWSPENDING
 	queries                     int
 }
 
@@ -696,7 +697,9 @@ func (c *vconnect) dial(t ledger.Ticket[int], k func(ledger.Outcome)) {
 				s.authRefused++
 				s.sec().failedLogins++
 			}
-			p.led.Report(t, o, s.clk.now)
+			if p.led.Report(t, o, s.clk.now) && p.led.LabelOf(t.Key()) == ledger.Pending {
+				s.pendingUsed++ // a switch to AWSPENDING, as the connector counts Stats().PendingUsed
+			}
 			if ok {
 				for r, rot := range s.rotations {
 					if v == rot.version && p.switched[r].IsZero() {

@@ -78,7 +78,7 @@ func (s *vsim) report(end, wall time.Duration) *Report {
 	refused, calls := uint64(s.authRefused), s.requests
 	rep.Drivers = []DriverTotal{{Driver: driverRotating, Queries: s.queries + s.appErrors, Errors: s.appErrors,
 		P50MS: s.latencies.quantile(0.5), P99MS: s.latencies.quantile(0.99),
-		FailedLoginsAbsorbed: &refused, APICalls: &calls}}
+		FailedLoginsAbsorbed: &refused, APICalls: &calls, PendingUsed: &s.pendingUsed}}
 
 	f := &FleetReport{Processes: n, Agents: o.agents, WorkersPerProcess: o.processWorkers,
 		IntervalMS: ms(s.interval), Quota: s.quota, Counted: rep.APICallsCounted}

@@ -54,6 +54,9 @@ func TestVirtualRotationCosts(t *testing.T) {
 	if f.FailedLogins != n || v.MaxFailedLoginsAProcess != 1 {
 		t.Errorf("%d failed logins (at most %d in a process), want %d: one per process", f.FailedLogins, v.MaxFailedLoginsAProcess, n)
 	}
+	if len(rep.Drivers) != 1 || deref(rep.Drivers[0].PendingUsed) != n {
+		t.Errorf("drivers %+v: want rotatingmysql's %d switches to AWSPENDING, one per process", rep.Drivers, n)
+	}
 	if f.Throttled != 0 || v.ProcessesPastBound != 0 || v.ProcessesWithErrors != 0 || f.GaveUp != 0 {
 		t.Errorf("throttled %d, processes past the bound %d, with errors %d, gave up %d; want none", f.Throttled, v.ProcessesPastBound, v.ProcessesWithErrors, f.GaveUp)
 	}
