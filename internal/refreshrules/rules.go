@@ -42,9 +42,10 @@ const RevalidateTries = 4
 // both how many fetches a fault of a few seconds costs and how long a
 // recovery waits after it. A FailureJitter of 1 (full jitter) spreads a
 // fleet's retries at the end of an outage: rotation-drill -virtual, 33,000
-// processes, a 3 s outage during a rotation at the real quota: 283
-// processes past the connection's 10 s bound instead of 4,309 (see
-// docs/fleet.md), at the price of more fetches per fault.
+// processes, a 3 s outage during a rotation at the real quota: 734
+// processes past the connection's 10 s bound instead of 4,309 (with the
+// SDK's own throttling waits; docs/fleet.md), at the price of more fetches
+// per fault and a slower recovery of a small fleet.
 const DefaultFailureJitter = 0
 
 // Rules are the cache's timing settings and its random source.
