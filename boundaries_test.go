@@ -188,11 +188,17 @@ func TestBoundSlowGreeting(t *testing.T) {
 				{"db.Ping() without deadline", db.Ping},
 			}
 			var wg sync.WaitGroup
+			var mu sync.Mutex
+			var slowest time.Duration // a Ping that dialed waited for the greeting
 			for _, pg := range pings {
 				run := func() {
 					start := time.Now()
 					err := pg.ping()
-					t.Logf("%s: %v after %v", pg.what, err, time.Since(start).Round(time.Millisecond))
+					took := time.Since(start)
+					mu.Lock()
+					slowest = max(slowest, took)
+					mu.Unlock()
+					t.Logf("%s: %v after %v", pg.what, err, took.Round(time.Millisecond))
 					if err != nil {
 						t.Errorf("%s, greeting %v late: %v", pg.what, tc.delay, err)
 					}
@@ -208,7 +214,10 @@ func TestBoundSlowGreeting(t *testing.T) {
 				}()
 			}
 			wg.Wait()
-			logTally(t, p, b.user, time.Time{}, "slow greeting")
+			if n := logTally(t, p, b.user, time.Time{}, "slow greeting"); n.Accepted < 1 || n.Refused != 0 || slowest < tc.delay {
+				t.Errorf("%d logins accepted through the proxy, %d refused, slowest Ping %v; want at least 1, none, and one that waited the %v greeting",
+					n.Accepted, n.Refused, slowest, tc.delay)
+			}
 		})
 	}
 	waitRuns()

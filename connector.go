@@ -110,7 +110,7 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 		}
 		if d := c.ledger.Decide(time.Now()); d.Kind == ledger.Dial {
 			conn, o, err := c.dial(ctx, d.Ticket)
-			if o == ledger.Refused || o == ledger.Failed && d.Ticket.Claim {
+			if d.Ticket.Recovers(o) {
 				return c.recover(ctx, d.Ticket, o, err)
 			}
 			return conn, err
@@ -552,34 +552,31 @@ func (c *Connector) refresh(ctx context.Context, stage ledger.Stage, since time.
 		c.traceFetchEnd(tctx, stage, sec, err)
 		return sec, err
 	}
-	var (
-		cur, pend   *credsource.Secret
-		cerr, perr  error
-		both        = stage == ""
-		done        = make(chan struct{})
-		wantCurrent = both || stage == ledger.Current
-	)
-	if both {
+	var cur, pend *credsource.Secret
+	var cerr, perr error
+	switch stage {
+	case "":
+		done := make(chan struct{})
 		go func() {
 			defer close(done)
 			pend, perr = fetch(credsource.Pending)
 		}()
 		cur, cerr = fetch(credsource.Current)
 		<-done
-	} else if wantCurrent {
+	case ledger.Current:
 		cur, cerr = fetch(credsource.Current)
-	} else {
+	default:
 		pend, perr = fetch(credsource.Pending)
 	}
 	if ctx.Err() != nil {
 		return
 	}
-	if wantCurrent && cerr == nil {
+	if stage != ledger.Pending && cerr == nil {
 		if err := c.observe(credsource.Current, cur); err != nil {
 			c.log.LogAttrs(ctx, slog.LevelWarn, "rotatingmysql: AWSCURRENT unusable", slog.Any("error", err))
 		}
 	}
-	if !wantCurrent || both {
+	if stage != ledger.Current {
 		switch {
 		case perr == nil:
 			if err := c.observe(credsource.Pending, pend); err != nil {
@@ -587,7 +584,7 @@ func (c *Connector) refresh(ctx context.Context, stage ledger.Stage, since time.
 			}
 		case errors.Is(perr, credsource.ErrNotFound) || errors.Is(perr, credsource.ErrNoStages):
 			c.ledger.NotFound(ledger.Pending)
-		case !both:
+		case stage == ledger.Pending:
 			// The source failed (throttled, down): the round ends here,
 			// and the next is MinInterval away, not AWSCURRENT now.
 			stage = ""

@@ -449,8 +449,9 @@ func TestCountNoDialWithRefusedPassword(t *testing.T) {
 // the new password); after it, one more round trip (AWSPENDING is gone,
 // then AWSCURRENT).
 func TestCountRecovery(t *testing.T) {
-	// Serial: two requests must overlap within a 100 ms delay, which the
-	// CPU load of parallel tests could pull apart.
+	// Serial: a second request, if the refresh made one in parallel, must
+	// overlap the first within the 100 ms delay to be seen as such, which
+	// the CPU load of parallel tests could pull apart.
 	for _, tc := range []struct {
 		name     string
 		promoted bool

@@ -844,17 +844,13 @@ func (c *Config) validate() error {
 		if err != nil || a.Service != "secretsmanager" || !strings.HasPrefix(a.Resource, "secret:") || a.Region == "" {
 			return fmt.Errorf("%w: %q is not a Secrets Manager secret ARN (want arn:PARTITION:secretsmanager:REGION:ACCOUNT:secret:NAME)", ErrInvalidDSN, c.SecretID)
 		}
+		if err := credsource.CheckRegion(a.Region); err != nil {
+			return fmt.Errorf("%w: the secret's ARN: %w", ErrInvalidDSN, err)
+		}
 	}
 	if c.Region != "" {
 		if err := credsource.CheckRegion(c.Region); err != nil {
 			return fmt.Errorf("%w: %w", ErrInvalidDSN, err)
-		}
-	}
-	if strings.HasPrefix(c.SecretID, "arn:") && (c.CredentialSource != nil || secretIDIsSecret(c.Source)) {
-		if a, err := arn.Parse(c.SecretID); err == nil {
-			if err := credsource.CheckRegion(a.Region); err != nil {
-				return fmt.Errorf("%w: the secret's ARN: %w", ErrInvalidDSN, err)
-			}
 		}
 	}
 	if c.MySQL == nil {

@@ -6,11 +6,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
-
-	"github.com/rotatingmysql/rotatingmysql/internal/ledger"
-
 	"github.com/rotatingmysql/rotatingmysql/credsource"
+	"github.com/rotatingmysql/rotatingmysql/retry"
 )
 
 // ErrInvalidDSN is wrapped by every error ParseDSN and sql.Open report for a
@@ -88,7 +85,7 @@ func (e *ConnectError) Error() string {
 	var b strings.Builder
 	var what string
 	switch {
-	case errors.Is(e.Cause, ErrAccountLocked) || isLockError(e.Err):
+	case errors.Is(e.Cause, ErrAccountLocked) || retry.IsAccountLocked(e.Err):
 		what = "account locked or blocked by the server, no login tried until its hold ends"
 	case e.refused():
 		what = "login refused"
@@ -128,18 +125,10 @@ func (e *ConnectError) Error() string {
 	return b.String()
 }
 
-// isLockError reports whether err is the server's answer that the account
-// is locked or blocked.
-func isLockError(err error) bool {
-	var me *mysql.MySQLError
-	return errors.As(err, &me) && ledger.IsLockNumber(me.Number)
-}
-
 // refused reports whether the server refused a login (1045) that the
 // error reports.
 func (e *ConnectError) refused() bool {
-	var me *mysql.MySQLError
-	return len(e.Attempts) > 0 || errors.As(e.Err, &me) && me.Number == 1045
+	return len(e.Attempts) > 0 || retry.IsAuthError(e.Err)
 }
 
 // Unwrap returns the last server error and the cause, for errors.Is and

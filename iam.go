@@ -65,19 +65,7 @@ func (c *Config) validateIAM() error {
 	if hostRegion := credsource.RegionFromRDSHost(c.Host); hostRegion != "" && c.Region != "" && c.Region != hostRegion {
 		return fmt.Errorf("region=%s, but %s is an RDS endpoint in %s: a token signed for another region is refused; remove region= or fix it", c.Region, c.Host, hostRegion)
 	}
-	switch {
-	case c.TTL == credsource.DefaultTTL:
-		c.TTL = credsource.DefaultIAMTokenTTL
-	case c.TTL >= credsource.IAMTokenLifetime:
-		return fmt.Errorf("ttl=%v: a token is reused for the TTL, and RDS refuses it %v after it is signed; use less (default %v)", c.TTL, credsource.IAMTokenLifetime, credsource.DefaultIAMTokenTTL)
-	}
-	if !c.AllowInsecureIAM {
-		if why := insecureTLS(c.MySQL); why != "" {
-			return fmt.Errorf("%s. %s", why, tlsHelp)
-		}
-	}
-	c.MySQL.AllowCleartextPasswords = true
-	return nil
+	return c.iamTokenRules("")
 }
 
 // parseIAMTarget splits USER@HOST[:PORT][/DBNAME]. port is 0 when absent.
@@ -178,6 +166,14 @@ func (c *Config) checkIAMSource() error {
 	if !hasIAMSource(c.CredentialSource) {
 		return nil
 	}
+	return c.iamTokenRules("the source signs IAM authentication tokens, and ")
+}
+
+// iamTokenRules applies the rules of a source that signs IAM tokens: a
+// TTL shorter than a token's life (the default TTL becomes
+// DefaultIAMTokenTTL), verified TLS unless AllowInsecureIAM (the error
+// begins with prefix), and the clear-text password the token is sent as.
+func (c *Config) iamTokenRules(prefix string) error {
 	switch {
 	case c.TTL == 0 || c.TTL == credsource.DefaultTTL:
 		c.TTL = credsource.DefaultIAMTokenTTL
@@ -189,7 +185,7 @@ func (c *Config) checkIAMSource() error {
 	}
 	if !c.AllowInsecureIAM {
 		if why := insecureTLS(c.MySQL); why != "" {
-			return fmt.Errorf("the source signs IAM authentication tokens, and %s. %s", why, tlsHelp)
+			return fmt.Errorf("%s%s. %s", prefix, why, tlsHelp)
 		}
 	}
 	c.MySQL.AllowCleartextPasswords = true

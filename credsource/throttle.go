@@ -11,10 +11,11 @@ import (
 // throttleSpread is the SDK's retryer with its waits after a throttling
 // error (ThrottlingException, 429) doubled: a fleet of processes throttled
 // together spreads its retries over twice the time, so that fewer of them
-// meet the quota again (rotation-drill -processes 33000 -virtual, 3.3
-// times the quota: 1.45 requests per process per rotation instead of 1.61,
-// every process on the new password in 5.1 s; docs/fleet.md). Other errors
-// keep the SDK's waits.
+// meet the quota again. At 3.3 times the quota (rotation-drill -virtual
+// -processes 33000 -start-spread 7s -duration 40s) a rotation costs 1.46
+// requests per process, every process on the new password in 5.1 s; with
+// the SDK's own waits (the same with -sdk-throttle-backoff 1s), 1.61
+// (docs/fleet.md). Other errors keep the SDK's waits.
 type throttleSpread struct{ aws.RetryerV2 }
 
 // RetryDelay is the wrapped retryer's delay, doubled after a throttling

@@ -13,6 +13,8 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/go-sql-driver/mysql"
+
+	"github.com/rotatingmysql/rotatingmysql/internal/ledger"
 )
 
 // MySQL and MariaDB error numbers the package classifies.
@@ -43,14 +45,7 @@ func IsAuthError(err error) bool {
 // extend the lock.
 func IsAccountLocked(err error) bool {
 	var me *mysql.MySQLError
-	if !errors.As(err, &me) {
-		return false
-	}
-	switch me.Number {
-	case ErMySQLAccountLocked, ErMySQLFailedLoginLock, ErMariaDBPasswordErrors, ErMariaDBAccountLocked, ErHostBlocked:
-		return true
-	}
-	return false
+	return errors.As(err, &me) && ledger.IsLockNumber(me.Number)
 }
 
 // Defaults of Policy.

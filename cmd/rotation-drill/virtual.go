@@ -289,14 +289,12 @@ func (s *vsim) serve(stage credsource.Stage) (int, error) {
 type vagent struct {
 	cached  map[credsource.Stage]int
 	fetched map[credsource.Stage]time.Time
-	reads   int
 }
 
 // vproc is one simulated process: its ledger and account table, its
 // cache, its SDK client's retry tokens and its two workers.
 type vproc struct {
 	s       *vsim
-	id      int
 	led     *ledger.Ledger[int]
 	entries [2]*ventry // AWSCURRENT, AWSPENDING
 	agent   *vagent
@@ -310,10 +308,7 @@ type vproc struct {
 	authRefused int
 	gaveUp      int
 	appErrors   int
-	requests    int // GetSecretValue requests its client sent, retries included
-	served      int
-	rotRequests int
-	rotServed   int
+	rotRequests int           // GetSecretValue requests its client sent in the rotation, retries included
 	maxWait     time.Duration // the longest Connect
 }
 
@@ -533,7 +528,6 @@ func (p *vproc) fetchSource(st credsource.Stage, bypass bool, k func(*vsecret, e
 				answer(v, nil)
 				return
 			}
-			a.reads++
 			s.clk.after(s.jitter(s.apiLat)/2, func() {
 				v, err := s.serve(st)
 				if err == nil {
@@ -548,18 +542,10 @@ func (p *vproc) fetchSource(st credsource.Stage, bypass bool, k func(*vsecret, e
 	var try func()
 	try = func() {
 		s.clk.after(s.jitter(s.apiLat)/2, func() {
-			p.requests++
-			rot := !s.rotStart.IsZero() && !s.clk.now.Before(s.rotStart)
-			if rot {
+			if !s.rotStart.IsZero() && !s.clk.now.Before(s.rotStart) {
 				p.rotRequests++
 			}
 			v, err := s.serve(st)
-			if !errors.Is(err, errVThrottled) && !errors.Is(err, errVDown) {
-				p.served++
-				if rot {
-					p.rotServed++
-				}
-			}
 			s.clk.after(s.jitter(s.apiLat)/2, func() {
 				switch {
 				case err == nil || errors.Is(err, errVNotFound):
@@ -656,7 +642,7 @@ func (p *vproc) connect(done func(ok bool)) {
 		}
 		if d := p.led.Decide(s.clk.now); d.Kind == ledger.Dial {
 			c.dial(d.Ticket, func(o ledger.Outcome) {
-				if o == ledger.Refused || o == ledger.Failed && d.Ticket.Claim {
+				if d.Ticket.Recovers(o) {
 					c.recover(d.Ticket, o)
 					return
 				}
@@ -819,12 +805,10 @@ func (c *vconnect) loop() {
 func (c *vconnect) refresh(stage ledger.Stage, since time.Time, bypass bool, k func()) {
 	p, s := c.p, c.p.s
 	started := s.clk.now
-	both := stage == ""
-	wantCurrent := both || stage == ledger.Current
 	var cur, pend *vsecret
 	var cerr, perr error
 	left := 1
-	if both {
+	if stage == "" {
 		left = 2
 	}
 	after := func() {
@@ -836,16 +820,17 @@ func (c *vconnect) refresh(stage ledger.Stage, since time.Time, bypass bool, k f
 			k() // the caller's context ended: nothing recorded
 			return
 		}
-		if wantCurrent && cerr == nil {
+		// As Connector.refresh, condition for condition.
+		if stage != ledger.Pending && cerr == nil {
 			p.observe(credsource.Current, cur)
 		}
-		if !wantCurrent || both {
+		if stage != ledger.Current {
 			switch {
 			case perr == nil:
 				p.observe(credsource.Pending, pend)
 			case errors.Is(perr, credsource.ErrNotFound):
 				p.led.NotFound(ledger.Pending)
-			case !both:
+			case stage == ledger.Pending:
 				stage = "" // the source failed: the round ends here
 			}
 		}
@@ -853,13 +838,13 @@ func (c *vconnect) refresh(stage ledger.Stage, since time.Time, bypass bool, k f
 		p.wake()
 		k()
 	}
-	if both || !wantCurrent {
+	if stage != ledger.Current {
 		p.load(credsource.Pending, since, true, bypass, c.deadline, func(sec *vsecret, err error) {
 			pend, perr = sec, err
 			after()
 		})
 	}
-	if wantCurrent {
+	if stage != ledger.Pending {
 		p.load(credsource.Current, since, true, bypass, c.deadline, func(sec *vsecret, err error) {
 			cur, cerr = sec, err
 			after()
@@ -969,7 +954,7 @@ func runVirtual(ctx context.Context, o *options, progress io.Writer) (*Report, e
 	s.spread = spread
 	s.procs = make([]*vproc, o.processes)
 	for i := range o.processes {
-		p := &vproc{s: s, id: i, tokens: sdkRetryTokens}
+		p := &vproc{s: s, tokens: sdkRetryTokens}
 		if o.sharedBackoff {
 			p.source = &refreshrules.Source{}
 		}

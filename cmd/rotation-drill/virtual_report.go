@@ -23,9 +23,10 @@ type VirtualReport struct {
 	SharedBackoff      bool    `json:"shared_backoff"`
 	StartSpreadMS      float64 `json:"start_spread_ms"`
 	Seed               uint64  `json:"seed"`
-	// RequestsPerProcessPerRotation counts the GetSecretValue requests the
-	// processes' clients sent from createSecret on (SDK retries included,
-	// throttled ones included), per process and rotation;
+	// RequestsPerProcessPerRotation counts the GetSecretValue requests
+	// sent from createSecret on (SDK retries included, throttled ones
+	// included; with -agents, the agents' requests), per process and
+	// rotation, as the fleet's CallsPerProcessPerRotation;
 	// ServedPerProcessPerRotation those that Secrets Manager served.
 	RequestsPerProcessPerRotation float64 `json:"requests_per_process_per_rotation"`
 	ServedPerProcessPerRotation   float64 `json:"served_per_process_per_rotation"`
@@ -118,7 +119,7 @@ func (s *vsim) report(end, wall time.Duration) *Report {
 		PeakOverQuota: float64(f.PeakAPIRate) / s.quota,
 	}
 	if o.rotations > 0 {
-		v.RequestsPerProcessPerRotation = float64(s.rotRequests) / float64(n) / float64(rots)
+		v.RequestsPerProcessPerRotation = f.CallsPerProcessPerRotation
 		v.ServedPerProcessPerRotation = float64(s.rotServed) / float64(n) / float64(rots)
 		v.FailedLoginsPerProcess = float64(s.authRefused) / float64(n) / float64(rots)
 	}

@@ -193,8 +193,7 @@ type Ledger[T any] struct {
 
 	lastRefusal time.Time // the latest begin time of a refused dial
 	lastFetch   time.Time // the latest fetch round the ledger asked for began at or after this
-	curFetch    time.Time // the latest fetch of AWSCURRENT began at or after this
-	pendingOnly bool      // the round of lastFetch has fetched AWSPENDING only, which has not logged in
+	roundDone   time.Time // the round of lastFetch is complete (AWSCURRENT fetched, or AWSPENDING logged in) when this is not before it
 	stuckSince  time.Time // since when nothing has been dialable; zero when something is
 	waiting     bool      // a Wait decision is outstanding: close changed on news
 	changed     chan struct{}
@@ -268,6 +267,11 @@ func (t Ticket[T]) Payload() T { return t.v.payload }
 
 // Key returns the key of the version to dial.
 func (t Ticket[T]) Key() Key { return t.v.key }
+
+// Recovers reports whether a dial of the fast path (Decide, then the dial)
+// that came to o goes on to the recovery: after a refusal, and after
+// another failure of a trial or probe (another version may serve).
+func (t Ticket[T]) Recovers(o Outcome) bool { return o == Refused || o == Failed && t.Claim }
 
 // Start returns when the dial began (the time passed to Decide).
 func (t Ticket[T]) Start() time.Time { return t.start }
@@ -355,19 +359,11 @@ func (v *version[T]) expired(now time.Time) bool {
 func (l *Ledger[T]) Fetched(stage Stage, since time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	switch stage {
-	case Pending:
-		if since.After(l.lastFetch) {
-			l.lastFetch, l.pendingOnly = since, true
-		}
-		return
-	case Current:
-		if since.After(l.curFetch) {
-			l.curFetch = since
-		}
+	if since.After(l.lastFetch) {
+		l.lastFetch = since // a round begins (AWSPENDING: it stays open)
 	}
-	if !since.Before(l.lastFetch) {
-		l.lastFetch, l.pendingOnly = since, false
+	if stage != Pending && since.After(l.roundDone) {
+		l.roundDone = since
 	}
 }
 
@@ -647,7 +643,7 @@ func (l *Ledger[T]) report(t Ticket[T], o Outcome, detail error, now time.Time) 
 			// later refusal of v begins a new round. The version labelled
 			// AWSCURRENT on the account is the old password until the
 			// source labels it again.
-			l.pendingOnly = false
+			l.roundDone = l.lastFetch
 			if cur := l.labels[Current]; cur != nil && cur != v && cur.acct == v.acct {
 				cur.superseded = true
 			}
@@ -776,7 +772,7 @@ func (l *Ledger[T]) FetchDue(now time.Time) (f Fetch, ok bool) {
 // fetchDue is FetchDue with l.mu held.
 func (l *Ledger[T]) fetchDue(now time.Time) (f Fetch, ok bool) {
 	switch p := l.labels[Pending]; {
-	case l.pendingOnly && l.curFetch.Before(l.lastFetch) && (p == nil || p.refused):
+	case l.roundDone.Before(l.lastFetch) && (p == nil || p.refused):
 		// The round's AWSPENDING offered nothing to try: its AWSCURRENT.
 		f = Fetch{Stage: Current, Since: l.lastFetch, At: l.lastFetch}
 	case l.lastRefusal.After(l.lastFetch):

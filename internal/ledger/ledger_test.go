@@ -83,3 +83,44 @@ func TestPollTimeFixedBetweenPolls(t *testing.T) {
 		t.Errorf("next poll at %v, want %v (the interval doubled)", due[0].Sub(stuck), want.Sub(stuck))
 	}
 }
+
+// TestRoundAsksCurrentAfterPending: after a refusal the round asks for
+// AWSPENDING; when the source answers it is absent (the rotation already
+// finished) or labels a version refused too, AWSCURRENT is due at once in
+// the same round, not at the next poll; when AWSPENDING offers a new
+// version, nothing more is fetched.
+func TestRoundAsksCurrentAfterPending(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		pending func(l *Ledger[string], now time.Time)
+		want    Stage // "" : no fetch due
+	}{
+		{"absent", func(l *Ledger[string], now time.Time) { l.NotFound(Pending) }, Current},
+		{"the refused version", func(l *Ledger[string], now time.Time) { l.Observe(Pending, Key{1}, "app@db:3306", "v1", now) }, Current},
+		{"a new version", func(l *Ledger[string], now time.Time) { l.Observe(Pending, Key{2}, "app@db:3306", "v2", now) }, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			now := time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)
+			l := New[string](Options{Accounts: NewAccounts()})
+			l.Observe(Current, Key{1}, "app@db:3306", "v1", now)
+			l.Fetched("", now)
+			d := l.Decide(now.Add(time.Millisecond))
+			l.Report(d.Ticket, Refused, now.Add(2*time.Millisecond))
+			at := now.Add(2 * time.Second)
+			f, ok := l.FetchDue(at)
+			if !ok || f.Stage != Pending || f.At.After(at) {
+				t.Fatalf("after the refusal: %+v %v, want AWSPENDING due", f, ok)
+			}
+			tc.pending(l, at)
+			l.Fetched(Pending, at)
+			at = at.Add(time.Millisecond)
+			f, ok = l.FetchDue(at)
+			switch {
+			case tc.want == "" && ok && !f.Poll:
+				t.Errorf("AWSPENDING offers a new version, yet %+v is due", f)
+			case tc.want != "" && (!ok || f.Stage != tc.want || f.Poll || f.At.After(at)):
+				t.Errorf("fetch due %+v %v, want %s at once in the same round", f, ok, tc.want)
+			}
+		})
+	}
+}
